@@ -1,0 +1,50 @@
+# The two commands of the README, plus the pieces they are made of.
+#   make demo  - set up .venv and run the whole pipeline on the embedded sample data (dvc repro)
+#   make test  - set up .venv and run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+export MLFLOW_DISABLE_TELEMETRY := true
+export GX_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: install demo test browser clean-outputs help
+
+help:
+	@echo "make demo   # install, then run the whole pipeline (dvc repro) on the sample data"
+	@echo "make test   # install, then run the tests"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first and pinned: on these machines that version is a CPU build on local disk.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/dvc repro
+	@echo
+	@echo "Done. Look at:"
+	@echo "  $(BIN)/dvc metrics show                 # test PSNR/SSIM, model vs blurred vs unsharp"
+	@echo "  cat reports/registration.json            # version registered, champion or challenger"
+	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db   # runs, curves, figures, registry"
+	@echo "  $(BIN)/gir deblur YOUR.jpg -o out/       # use models:/gir-deblur@champion"
+
+# Debian's Chromium for the browser tests (Playwright cannot download its own browser here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: browser tests will be skipped (apt-get install chromium)"; fi; }
+
+test: install browser
+	$(BIN)/python -m pytest
+
+clean-outputs:
+	rm -rf data models checkpoints reports mlflow.db mlruns pipeline_root

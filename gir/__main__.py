@@ -1,0 +1,3 @@
+from gir.cli import main
+
+raise SystemExit(main())

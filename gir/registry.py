@@ -1,0 +1,158 @@
+"""Step 7, register: log the generator as an MLflow pyfunc, register it, promote it honestly.
+
+The pyfunc takes base64-encoded images of any size and mode and returns base64 PNGs, so
+``mlflow models serve`` answers plain JSON and nothing freezes an input shape (the pt2 pitfall).
+A new version becomes ``champion`` only if it beats the current champion when both are scored
+now, on the same test pairs; otherwise it is the ``challenger``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+from gir.config import Params
+from gir.errors import GirError
+from gir.imageio import decode_image, encode_png, write_text_atomic
+from gir.inference import SPEC_FILE, WEIGHTS_FILE, Deblurrer, load_generator
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def _pyfunc_base():
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.PythonModel
+
+
+class GirDeblurModel(_pyfunc_base()):
+    """MLflow pyfunc: DataFrame column ``image`` (base64 file bytes) -> column ``image`` (PNG)."""
+
+    def load_context(self, context):
+        import torch
+
+        from gir.inference import resolve_device
+
+        model_dir = Path(context.artifacts["generator"]).parent
+        device = resolve_device("auto")
+        torch.set_grad_enabled(False)
+        self.deblurrer = Deblurrer(load_generator(model_dir, device), device)
+
+    def predict(self, context, model_input, params: dict | None = None):
+        import pandas as pd
+
+        if isinstance(model_input, dict):
+            model_input = pd.DataFrame(model_input)
+        if "image" not in getattr(model_input, "columns", []):
+            raise GirError("input needs a column 'image' with base64-encoded image files")
+        out = []
+        for i, b64 in enumerate(model_input["image"]):
+            rgb, _ = decode_image(base64.b64decode(b64), f"image[{i}]")
+            out.append(base64.b64encode(encode_png(self.deblurrer(rgb))).decode())
+        return pd.DataFrame({"image": out})
+
+
+def log_pyfunc(mlflow, model_dir: str | Path):
+    """Log model_dir's generator as the run's pyfunc model 'model'; return its model info."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    model_dir = Path(model_dir)
+    signature = ModelSignature(inputs=Schema([ColSpec("string", "image")]),
+                               outputs=Schema([ColSpec("string", "image")]))
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(Path(__file__).with_name("mlflow_model.py")),  # models-from-code
+        artifacts={"generator": str(model_dir / WEIGHTS_FILE),
+                   "generator_spec": str(model_dir / SPEC_FILE)},
+        signature=signature,
+        pip_requirements=_requirements(),
+    )
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    reqs = []
+    for pkg in ("gir", "torch", "mlflow", "numpy", "pillow", "pandas", "scikit-image"):
+        try:
+            reqs.append(f"{pkg}=={version(pkg)}")
+        except PackageNotFoundError:
+            pass
+    return reqs
+
+
+def load_pyfunc_deblurrer(uri: str, device: str = "auto") -> Deblurrer:
+    """The Deblurrer inside a registered pyfunc (models:/gir-deblur@champion, runs:/...)."""
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = mlflow.pyfunc.load_model(uri)
+    except MlflowException as exc:
+        msg = str(exc).splitlines()[0]
+        raise GirError(f"cannot load model {uri}: {msg}") from None
+    inner = model.unwrap_python_model()
+    if not isinstance(inner, GirDeblurModel):
+        raise GirError(f"{uri} is not a GIR deblurring model")
+    return inner.deblurrer
+
+
+def register(
+    params: Params,
+    data_dir: str | Path,
+    split_manifest: str | Path,
+    model_dir: str | Path,
+    metrics_path: str | Path,
+    out_path: str | Path,
+) -> dict:
+    """Log + register the model, then set champion/challenger; write the decision as JSON."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from gir.dataset import load_split
+    from gir.evaluate import model_method, score, summarise
+    from gir.tracking import reopen_run
+
+    cfg = params.register
+    metrics = json.loads(Path(metrics_path).read_text())
+    key = cfg.metric
+    with reopen_run(params.mlflow, model_dir) as (mlflow, run):
+        info = log_pyfunc(mlflow, model_dir)
+        version = mlflow.register_model(info.model_uri, cfg.model_name)
+        client = MlflowClient()
+        for tag, value in (("psnr", metrics["psnr"]), ("ssim", metrics["ssim"]),
+                           ("test_set", metrics["test_set"]),
+                           ("generator", params.model.generator)):
+            client.set_model_version_tag(cfg.model_name, version.version, tag, str(value))
+        try:
+            champion = client.get_model_version_by_alias(cfg.model_name, CHAMPION)
+        except MlflowException:
+            champion = None
+        decision = {"model_name": cfg.model_name, "version": int(version.version),
+                    "metric": key, "new_score": metrics[key], "champion_version": None,
+                    "champion_score": None}
+        if champion is None:
+            alias, reason = CHAMPION, "no champion yet"
+        else:
+            # Score the champion now, on exactly the pairs the new model was scored on.
+            pairs = load_split(data_dir, split_manifest, metrics["split"],
+                               params.evaluate.max_images)
+            champ = load_pyfunc_deblurrer(f"models:/{cfg.model_name}@{CHAMPION}")
+            champ_score = summarise(score({"model": model_method(champ)}, pairs))["methods"][
+                "model"][key]
+            decision.update(champion_version=int(champion.version), champion_score=champ_score)
+            if metrics[key] > champ_score:
+                alias, reason = CHAMPION, (f"beats champion v{champion.version} "
+                                           f"({metrics[key]:.4f} > {champ_score:.4f} {key})")
+            else:
+                alias, reason = CHALLENGER, (f"does not beat champion v{champion.version} "
+                                             f"({metrics[key]:.4f} <= {champ_score:.4f} {key})")
+        client.set_registered_model_alias(cfg.model_name, alias, version.version)
+        mlflow.set_tags({"registered_version": version.version, "registered_alias": alias})
+        decision.update(alias=alias, reason=reason, model_uri=f"models:/{cfg.model_name}/"
+                        f"{version.version}", run_id=run.info.run_id)
+    write_text_atomic(out_path, json.dumps(decision, indent=2))
+    return decision
+
