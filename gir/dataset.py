@@ -26,6 +26,7 @@ class Pair:
     blur: np.ndarray   # (H, W, 3) uint8
     sharp: np.ndarray  # (H, W, 3) uint8
     row: dict
+    kernel_path: str = ""  # absolute path of the true blur kernel (.npy) when synthetic
 
 
 def load_split(data_dir: str | Path, manifest: str | Path, split: str,
@@ -37,9 +38,11 @@ def load_split(data_dir: str | Path, manifest: str | Path, split: str,
         df = df.head(max_images)
     pairs = []
     for row in df.to_dict("records"):
+        kernel = row.get("kernel_path")
         pairs.append(Pair(row["pair_id"], row["blur_kind"],
                           read_rgb(resolve(data_dir, row["blur_path"])),
-                          read_rgb(resolve(data_dir, row["sharp_path"])), row))
+                          read_rgb(resolve(data_dir, row["sharp_path"])), row,
+                          resolve(data_dir, kernel) if isinstance(kernel, str) else ""))
     return pairs
 
 

@@ -12,6 +12,8 @@ import base64
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from gir.config import Params
 from gir.errors import GirError
 from gir.imageio import decode_image, encode_png, write_text_atomic
@@ -21,6 +23,11 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 def _pyfunc_base():
+    import warnings
+
+    # The signature is declared explicitly in log_pyfunc; MLflow's nudge towards an input
+    # example is noise in every command's output.
+    warnings.filterwarnings("ignore", message=".*input example was not provided.*")
     import mlflow.pyfunc
 
     return mlflow.pyfunc.PythonModel
@@ -39,8 +46,7 @@ class GirDeblurModel(_pyfunc_base()):
         torch.set_grad_enabled(False)
         self.deblurrer = Deblurrer(load_generator(model_dir, device), device)
 
-    def predict(self, context, model_input, params: dict | None = None):
-        import pandas as pd
+    def predict(self, context, model_input: "pd.DataFrame", params: dict | None = None):
 
         if isinstance(model_input, dict):
             model_input = pd.DataFrame(model_input)
