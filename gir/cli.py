@@ -74,7 +74,8 @@ def _validate_args(p):
 def cmd_validate(args) -> int:
     from gir.validate import validate
 
-    r = validate(_params(args).validate, args.raw, args.out, args.report)
+    params = _params(args)
+    r = validate(params.validate, args.raw, args.out, args.report, params.mlflow)
     _say(f"validate: {r.passed} pairs passed, {r.quarantined} quarantined "
          f"({r.fraction:.1%}); report {args.report}/quality.html")
     return 0
@@ -184,6 +185,26 @@ def cmd_register(args) -> int:
 
 # ----------------------------------------------------------------------------- user verbs
 
+def _promote_args(p):
+    _add_params(p)
+    p.add_argument("version", type=int, help="registered model version")
+    p.add_argument("--alias", default="champion", help="alias to move (default: champion)")
+
+
+@command("promote", "point a registry alias (champion) at a model version by hand")(_promote_args)
+def cmd_promote(args) -> int:
+    from gir.registry import promote
+    from gir.tracking import setup
+
+    params = _params(args)
+    setup(params.mlflow, experiment=False)
+    name = params.register.model_name
+    before = promote(name, args.version, args.alias)
+    _say(f"promote: {name}@{args.alias} -> v{args.version}"
+         + (f" (was v{before})" if before else ""))
+    return 0
+
+
 def _deblur_args(p):
     p.add_argument("inputs", nargs="+", help="image files or s3:// URLs")
     p.add_argument("-o", "--out", required=True, help="output directory")
@@ -192,17 +213,209 @@ def _deblur_args(p):
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
-@command("deblur", "deblur photos with a registered model")(_deblur_args)
+def _deblur_cmd_args(p):
+    _deblur_args(p)
+    p.add_argument("--runtime", default="torch", choices=["torch", "onnx"],
+                   help="onnx: run an exported .onnx model (--model) with onnxruntime on CPU")
+
+
+@command("deblur", "deblur photos with a registered model")(_deblur_cmd_args)
 def cmd_deblur(args) -> int:
     from gir.deblur import deblur_files
     from gir.inference import load_deblurrer
 
-    deblurrer = load_deblurrer(args.model, args.device)
+    deblurrer = load_deblurrer(args.model, args.device, runtime=args.runtime)
     result = deblur_files(args.inputs, args.out, deblurrer)
     for src, reason in result.failed:
         _say(f"gir deblur: skipped {src}: {reason.removeprefix(f'{src}: ')}")
     _say(f"deblur: wrote {len(result.written)} of {len(args.inputs)} images to {args.out}")
     return 1 if result.failed else 0
+
+
+def _export_args(p):
+    p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="where to write the model")
+    p.add_argument("--model", default=None,
+                   help="MLflow URI or model directory (default: models:/gir-deblur@champion)")
+
+
+@command("export", "export a trained generator to ONNX (dynamic height/width)")(_export_args)
+def cmd_export(args) -> int:
+    from gir.inference import DEFAULT_MODEL_URI
+    from gir.onnx_runtime import export_onnx
+
+    path = export_onnx(args.model or DEFAULT_MODEL_URI, args.onnx)
+    _say(f"export: wrote {path} (run it with gir deblur --runtime onnx --model {path})")
+    return 0
+
+
+def _bench_args(p):
+    _add_params(p)
+    p.add_argument("--generators", nargs="*", default=None,
+                   help="registered names (default: all); args come from params or the defaults")
+    p.add_argument("--model", action="append", default=[], metavar="NAME=DIR_OR_URI",
+                   help="a trained model to score on the test split (repeatable)")
+    p.add_argument("--data", default=PROCESSED)
+    p.add_argument("--split", default=f"{SPLIT}/manifest.csv")
+    p.add_argument("--size", default="1280x720", help="WxH for GMACs and latency")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                   help="where to time inference and training (CPU is always timed)")
+    p.add_argument("--references", nargs="*", default=None,
+                   help="classical references to score (default: all of gir.evaluate)")
+    p.add_argument("--out", default="reports/bench", help="directory for bench.md/bench.json")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+
+
+@command("bench", "params, GMACs, speed and test PSNR/SSIM of every generator + references")(
+    _bench_args)
+def cmd_bench(args) -> int:
+    from gir.bench import bench
+
+    result = bench(_params(args), generators=args.generators, models=args.model,
+                   data_dir=args.data, split_manifest=args.split, size=args.size,
+                   device=args.device, references=args.references, out_dir=args.out,
+                   log_mlflow=not args.no_mlflow)
+    print(result["markdown"])
+    _say(f"bench: wrote {args.out}/bench.md and bench.json")
+    return 0
+
+
+def _detect_args(p):
+    p.add_argument("image", help="an image file or s3:// URL")
+    p.add_argument("--map", default=None, metavar="OUT.png",
+                   help="write the blur map overlay (red blurred, green sharp, grey flat)")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+
+
+@command("detect", "blur map, blurred yes/no, and motion/defocus/gaussian blur type")(
+    _detect_args)
+def cmd_detect(args) -> int:
+    import json
+
+    from gir.detect import detect, overlay
+    from gir.imageio import read_image, write_png
+
+    rgb, _ = read_image(args.image)
+    det = detect(rgb)
+    if args.map:
+        write_png(args.map, overlay(rgb, det))
+    if args.json:
+        print(json.dumps({"image": args.image, **det.report()}, indent=2))
+    else:
+        kind = f", {det.blur_type} blur (confidence {det.confidence:.2f})" if det.blurred else ""
+        print(f"{args.image}: {'blurred' if det.blurred else 'not blurred'}{kind}; "
+              f"{det.blurred_fraction:.0%} of textured tiles blurred, "
+              f"{det.flat_fraction:.0%} of tiles flat")
+    return 0
+
+
+def _detect_eval_args(p):
+    p.add_argument("--out", default="reports/detect_eval.json", help="where to write the numbers")
+    p.add_argument("--per-image", type=int, default=12, help="composites per held-out photo")
+
+
+@command("detect-eval", "score the blur detector on held-out synthetic images")(
+    _detect_eval_args)
+def cmd_detect_eval(args) -> int:
+    import json
+
+    from gir.detect_fit import evaluate_detector
+    from gir.imageio import write_text_atomic
+
+    result = evaluate_detector(per_image=args.per_image)
+    write_text_atomic(args.out, json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    _say(f"detect-eval: blur-map F {result['blur_map']['f_measure']:.3f}, flat called blurred "
+         f"{result['blur_map']['flat_false_alarm_rate']:.1%}, blur-type accuracy "
+         f"{result['blur_type']['accuracy']:.1%} -> {args.out}")
+    return 0
+
+
+def _rectify_args(p):
+    _deblur_args(p)
+
+
+@command("rectify", "detect, classify, and deblur only the blurred photos; json reports")(
+    _rectify_args)
+def cmd_rectify(args) -> int:
+    from gir.inference import load_deblurrer
+    from gir.rectify import rectify_files
+
+    summary = rectify_files(args.inputs, args.out,
+                            lambda: load_deblurrer(args.model, args.device))
+    for item in summary["images"]:
+        _say(f"rectify: {item['input']}: {item['action']}")
+    for item in summary["failed"]:
+        _say(f"gir rectify: skipped {item['input']}: "
+             f"{item['reason'].removeprefix(item['input'] + ': ')}")
+    _say(f"rectify: {summary['deblurred']} deblurred, {summary['untouched']} untouched, "
+         f"{len(summary['failed'])} failed; reports in {args.out}")
+    return 1 if summary["failed"] else 0
+
+
+def _serve_args(p):
+    p.add_argument("--model", default=None,
+                   help="MLflow URI or model directory (default: models:/gir-deblur@champion)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+@command("serve", "the web page: upload a photo, see its blur map, get it rectified")(
+    _serve_args)
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from gir.webapp import create_app
+
+    _say(f"serve: http://{args.host}:{args.port}/")
+    uvicorn.run(create_app(args.model, args.device), host=args.host, port=args.port,
+                log_level="warning")
+    return 0
+
+
+# ----------------------------------------------------------------------------- Kubeflow
+
+def _pipeline_args(p):
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    c = actions.add_parser("compile", help="write the KFP pipeline spec (YAML)")
+    c.add_argument("-o", "--out", default="gir-pipeline.yaml", help="output YAML file")
+    r = actions.add_parser("run", help="run the pipeline here with KFP's local runner")
+    r.add_argument("--local", action="store_true", required=True,
+                   help="run with kfp.local's SubprocessRunner (to use a cluster: submit)")
+    r.add_argument("--root", default="pipeline_root", help="where artifacts go")
+    s = actions.add_parser("submit", help="submit a run to a Kubeflow Pipelines endpoint")
+    s.add_argument("--host", required=True, help="KFP API URL, e.g. http://localhost:8080")
+    s.add_argument("--experiment", default="gir", help="KFP experiment (default: gir)")
+    s.add_argument("--run-name", default=None)
+    for a in (c, r, s):
+        _add_params(a)
+    for a in (c, s):
+        a.add_argument("--image", default=None,
+                       help="component image (default: $GIR_IMAGE or gir:<version>)")
+
+
+@command("pipeline", "Kubeflow: compile the pipeline, run it locally, or submit it")(
+    _pipeline_args)
+def cmd_pipeline(args) -> int:
+    import pipelines
+
+    defaults = pipelines.param_defaults(args.params)
+    values = pipelines.param_defaults(args.params, args.set)
+    if args.action == "compile":  # --set changes the compiled defaults
+        path = pipelines.compile_pipeline(args.out, values, args.image)
+        _say(f"pipeline: wrote {path}")
+    elif args.action == "run":
+        run_dir = pipelines.run_local(defaults, values, args.root)
+        _say(f"pipeline: artifacts in {run_dir}")
+        decision = run_dir / "register" / "registration"
+        if decision.exists():
+            print(decision.read_text())
+    else:
+        url = pipelines.submit(args.host, defaults, values, args.experiment, args.run_name,
+                               args.image)
+        _say("pipeline: submitted; watch it at")
+        print(url)
+    return 0
 
 
 # ----------------------------------------------------------------------------- entry point

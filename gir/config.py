@@ -106,6 +106,7 @@ class ValidateConfig:
     min_side: int = 64
     max_quarantine_fraction: float = 0.2
     min_sharpness_ratio: float = 1.0
+    near_duplicate_bits: int = 8  # perceptual hashes at most this many bits apart
 
 
 @dataclass
@@ -364,6 +365,22 @@ def params_from_dict(data: dict | None, overrides: list[str] | None = None) -> P
     return _build(Params, data)
 
 
+def params_from_struct(data: dict) -> Params:
+    """Params from a JSON/protobuf struct (KFP pipeline parameters), which carries every number
+    as a double: whole numbers become ints again (float fields widen them back when checked)."""
+
+    def ints(v: Any) -> Any:
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        if isinstance(v, dict):
+            return {k: ints(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [ints(x) for x in v]
+        return v
+
+    return params_from_dict(ints(data))
+
+
 def load_params(path: str | Path | None = None, overrides: list[str] | None = None) -> Params:
     """Load params.yaml (or path) with overrides; a missing default file means all defaults."""
     path = Path(path) if path else DEFAULT_PARAMS
@@ -377,9 +394,27 @@ def load_params(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{path}{where}: not valid YAML") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
+        if "base" in data:  # a profile: `base: ../params.yaml` plus the keys it changes
+            base = path.parent / str(data.pop("base"))
+            if base.resolve() == path.resolve() or not base.exists():
+                raise ConfigError(f"{path}: base {base} is not another params file")
+            data = _deep_merge(to_dict(load_params(base)), data)
     elif path != DEFAULT_PARAMS:
         raise ConfigError(f"{path}: no such params file")
     return params_from_dict(data, overrides)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    """over's keys replace base's, section by section (mappings merge, other values replace).
+
+    model.generator_args is replaced whole: another generator's args would not fit it."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "generator_args":
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def to_dict(obj: Any) -> dict:

@@ -85,12 +85,13 @@ def decode_image(
         raise BadImageError(f"{name}: not an image (unrecognised format)") from None
     except Image.DecompressionBombError:
         raise BadImageError(f"{name}: refused, too many pixels (decompression bomb)") from None
-    except Exception as exc:
-        raise BadImageError(f"{name}: cannot decode ({exc})") from None
+    except Exception as exc:  # e.g. a header cut short
+        raise BadImageError(f"{name}: truncated or corrupt ({exc})") from None
     w, h = img.size
     if w * h > max_pixels:
         raise BadImageError(
-            f"{name}: refused, {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,}"
+            f"{name}: refused, {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} "
+            "(decompression bomb guard, data.max_pixels)"
         )
     info = ImageInfo(format=img.format or "", mode=img.mode, width=w, height=h,
                      bit_depth=_BIT_DEPTH.get(img.mode, 8))

@@ -42,7 +42,24 @@ COLUMNS = [
     "source_url",
     "notes",          # conversions applied on read (EXIF rotation, 16-bit, CMYK, ...)
     "split",          # train | val | test (filled by the splitter; gopro keeps its own)
+    # Where a synthetic pair came from: the user's file, left untouched, and its checksum
+    # (content addressing: an unchanged origin is never processed twice, see gir.ingest).
+    "origin_path",
+    "origin_sha256",
+    "origin_id",      # the source's own id (Unsplash photo id)
+    "author",         # photographer, where the source names one
+    "author_url",
+    "recipe",         # hash of the settings that made a synthetic pair (seed, synth, max_side)
 ]
+
+# Facts measured once per file at ingest (gir.facts), stored as blur_<key> and sharp_<key>.
+FACT_KEYS = ("decodable", "error", "format", "mode", "bit_depth", "width", "height",
+             "exif_orientation", "phash", "sharpness", "notes")
+FACT_COLUMNS = [f"{side}_{key}" for side in ("blur", "sharp") for key in FACT_KEYS]
+COLUMNS += FACT_COLUMNS
+INT_COLUMNS = ("width", "height", "bit_depth", "blur_width", "blur_height", "blur_bit_depth",
+               "sharp_width", "sharp_height", "sharp_bit_depth", "blur_exif_orientation",
+               "sharp_exif_orientation")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -63,6 +80,8 @@ def new_manifest(rows: list[dict]) -> pd.DataFrame:
     for col in COLUMNS:
         if col not in df.columns:
             df[col] = ""
+        elif df[col].isna().any():  # a key only some sources' rows carry
+            df[col] = df[col].astype(object).where(df[col].notna(), "")
     extra = [c for c in df.columns if c not in COLUMNS]
     return df[COLUMNS + extra]
 
@@ -77,9 +96,15 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
 
         raise GirError(f"{path}: no manifest here (run the previous step first)")
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    for col in ("width", "height", "bit_depth"):
+    for col in INT_COLUMNS:
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype(int)
+    for col in ("blur_sharpness", "sharp_sharpness"):
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0.0).astype(float)
+    for col in ("blur_decodable", "sharp_decodable"):
+        if col in df.columns:
+            df[col] = df[col].astype(str).str.lower() == "true"
     return df
 
 

@@ -162,3 +162,24 @@ def register(
     write_text_atomic(out_path, json.dumps(decision, indent=2))
     return decision
 
+
+
+def promote(name: str, version: int, alias: str = CHAMPION) -> str | None:
+    """Point alias at version by hand (the MLflow-native way to roll forward or back).
+
+    Returns the version the alias pointed at before, if any.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        client.get_model_version(name, str(version))
+    except MlflowException:
+        raise GirError(f"model {name} has no version {version}") from None
+    try:
+        previous = str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        previous = None
+    client.set_registered_model_alias(name, alias, str(version))
+    return previous

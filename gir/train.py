@@ -5,6 +5,11 @@ clipping; an EMA of the generator's weights (what is evaluated and registered); 
 on CUDA; atomic checkpoints every ``train.checkpoint_every`` steps that ``--resume`` continues
 from, bit-for-bit on CPU. Losses, learning rate, throughput and before/after figures go to
 MLflow; the run id is written next to the model for evaluate and register.
+
+Multi-GPU / multi-node: launch the same command under ``torchrun`` (gloo on CPU, nccl on CUDA).
+``train.batch_size`` is the global batch; each rank takes its slice of every global batch, so a
+2-process run sees exactly the crops of a 1-process one. Rank 0 alone logs, validates,
+checkpoints and writes the model.
 """
 
 from __future__ import annotations
@@ -33,6 +38,36 @@ from gir.models import build_discriminator, build_generator
 CHECKPOINT = "checkpoint.pt"
 LOG_FIELDS = ["step", "loss_g", "loss_content", "loss_fft", "loss_adv", "loss_d", "lr",
               "images_per_s"]
+
+
+@dataclass
+class Dist:
+    """Where this process sits in a torchrun job (rank 0 of 1 when not launched by torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_name: str) -> tuple[Dist, torch.device]:
+    """Join the torchrun process group if WORLD_SIZE > 1; pick this rank's device."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = resolve_device(device_name)
+    if world <= 1:
+        return Dist(), device
+    dist = Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist, device
 
 
 @dataclass
@@ -99,8 +134,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 class Trainer:
     """Holds models, optimisers and state for one training run."""
 
-    def __init__(self, params: Params, device: torch.device):
+    def __init__(self, params: Params, device: torch.device, dist: Dist | None = None):
         self.params, self.device = params, device
+        self.dist = dist or Dist()
         t, m = params.train, params.model
         self.g = build_generator(m.generator, m.generator_args).to(device)
         self.adv_kind = t.loss.adversarial
@@ -120,7 +156,16 @@ class Trainer:
         self.content = losses.CONTENT_LOSSES[t.loss.content]
         self.perceptual = (losses.PerceptualLoss(t.loss.perceptual_weights_file).to(device)
                            if t.loss.perceptual_weight > 0 else None)
-        self.forward = torch.compile(self.g) if t.compile else self.g
+        net = self.g
+        if self.dist.world > 1:
+            # DDP for the generator; the discriminator's gradients are averaged by hand after
+            # its backward (its loss calls it several times and, for WGAN-GP, differentiates
+            # through its gradient, which DDP's reducer does not support).
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(
+                self.g, device_ids=[device.index] if device.type == "cuda" else None)
+        self.forward = torch.compile(net) if t.compile else net
         self.amp = t.amp and device.type == "cuda"
         self.step = 0
 
@@ -184,10 +229,22 @@ class Trainer:
             self.opt_d.zero_grad(set_to_none=True)
             l_d.backward()
             l_d = l_d.detach()
+            self._average_grads(self.d)
             self.opt_d.step()
-        return {"loss_g": loss.item(), "loss_content": l_content.item(),
-                "loss_fft": l_fft.item(), "loss_adv": l_adv.item(), "loss_d": l_d.item(),
-                "lr": self.opt_g.param_groups[0]["lr"]}
+        values = torch.stack([v.float().to(loss.device) for v in (loss, l_content, l_fft, l_adv, l_d)])
+        if self.dist.world > 1:  # report the global batch's losses, as one process would
+            torch.distributed.all_reduce(values)
+            values /= self.dist.world
+        out = dict(zip(("loss_g", "loss_content", "loss_fft", "loss_adv", "loss_d"),
+                       values.tolist()))
+        return {**out, "lr": self.opt_g.param_groups[0]["lr"]}
+
+    def _average_grads(self, model: torch.nn.Module) -> None:
+        if self.dist.world > 1:
+            for p in model.parameters():
+                if p.grad is not None:
+                    torch.distributed.all_reduce(p.grad)
+                    p.grad /= self.dist.world
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -241,39 +298,70 @@ def train(
 
     t = params.train
     model_dir, report_dir, checkpoint_dir = Path(model_dir), Path(report_dir), Path(checkpoint_dir)
-    device = resolve_device(t.device)
+    dist, device = setup_distributed(t.device)
+    if t.batch_size % dist.world:
+        raise GirError(f"train.batch_size: {t.batch_size} (the global batch) does not split "
+                       f"over {dist.world} processes")
+    try:
+        return _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir,
+                      checkpoint_dir, engine, resume, stop_after)
+    finally:
+        if dist.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _rank_loader(dataset, start: int, params: Params, dist: Dist, device) -> DataLoader:
+    """This rank's slice of every global batch from step `start` on, prefetched by workers."""
+    t = params.train
+    per_rank = t.batch_size // dist.world
+    indices = [s * t.batch_size + dist.rank * per_rank + i
+               for s in range(start, t.steps) for i in range(per_rank)]
+    return DataLoader(
+        Subset(dataset, indices), batch_size=per_rank, shuffle=False,
+        num_workers=t.num_workers, pin_memory=device.type == "cuda",
+        prefetch_factor=4 if t.num_workers else None, persistent_workers=t.num_workers > 0,
+    )
+
+
+def _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir,
+           checkpoint_dir, engine, resume, stop_after) -> TrainResult:
+    import contextlib
+
+    from tqdm import tqdm
+
+    from gir.tracking import log_params, run_tags, setup, write_run_file
+
+    t = params.train
     seed_everything(params.seed)
     train_pairs = load_split(data_dir, split_manifest, "train")
-    val_pairs = load_split(data_dir, split_manifest, "val", max_images=4)
+    val_pairs = load_split(data_dir, split_manifest, "val", max_images=4) if dist.main else []
     dataset = CropDataset(train_pairs, t.crop, t.steps * t.batch_size, params.seed)
-    trainer = Trainer(params, device)
+    trainer = Trainer(params, device, dist)
     ckpt_path = checkpoint_dir / CHECKPOINT
     ckpt = _load_checkpoint(ckpt_path, params) if resume else None
     if ckpt:
         trainer.load_state(ckpt)
     start = trainer.step
-    loader = DataLoader(
-        Subset(dataset, range(start * t.batch_size, len(dataset))), batch_size=t.batch_size,
-        shuffle=False, num_workers=t.num_workers, pin_memory=device.type == "cuda",
-        prefetch_factor=4 if t.num_workers else None, persistent_workers=t.num_workers > 0,
-    )
-    manifest_df = read_manifest(split_manifest)
-    mlflow = setup(params.mlflow)
-    run_id = ckpt["run_id"] if ckpt else None
+    loader = _rank_loader(dataset, start, params, dist, device)
+    mlflow = setup(params.mlflow) if dist.main else None
     log_rows: list[dict] = []
     log_path = report_dir / "log.csv"
     if ckpt and log_path.exists():
         with open(log_path) as fh:
             log_rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= start]
     val_psnr = float("nan")
-    with mlflow.start_run(run_id=run_id, run_name=None) as run:
-        if not ckpt:
+    run_ctx = (mlflow.start_run(run_id=ckpt["run_id"] if ckpt else None) if dist.main
+               else contextlib.nullcontext(None))
+    with run_ctx as run:
+        run_id = run.info.run_id if run else ""
+        if dist.main and not ckpt:
             log_params(mlflow, params)
-            mlflow.set_tags(run_tags(engine, data_version(manifest_df)))
-            mlflow.set_tag("train_pairs", len(train_pairs))
-        write_run_file(model_dir, run.info.run_id, run.info.experiment_id)
+            mlflow.set_tags(run_tags(engine, data_version(read_manifest(split_manifest))))
+            mlflow.set_tags({"train_pairs": len(train_pairs), "world_size": dist.world})
+        if dist.main:
+            write_run_file(model_dir, run_id, run.info.experiment_id)
         bar = tqdm(total=t.steps, initial=start, desc="train", unit="step", mininterval=2,
-                   dynamic_ncols=True)
+                   dynamic_ncols=True, disable=not dist.main)
         window: list[dict] = []
         tick = time.perf_counter()
         for blurred, sharp in loader:
@@ -284,7 +372,7 @@ def train(
             window.append(trainer.train_step(blurred, sharp))
             bar.update(1)
             step = trainer.step
-            if step % t.log_every == 0 or step == t.steps:
+            if dist.main and (step % t.log_every == 0 or step == t.steps):
                 elapsed = time.perf_counter() - tick
                 row = {"step": step, **{k: float(np.mean([w[k] for w in window]))
                                         for k in window[0]},
@@ -295,28 +383,30 @@ def train(
                 mlflow.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step)
                 bar.set_postfix(loss=f"{row['loss_g']:.4f}")
                 window, tick = [], time.perf_counter()
-            if step % t.image_every == 0 or step == t.steps:
+            if dist.main and (step % t.image_every == 0 or step == t.steps):
                 val_psnr, grid = validate_model(trainer.ema.model, val_pairs, device)
                 if not math.isnan(val_psnr):
                     mlflow.log_metric("val_psnr", val_psnr, step=step)
                 if grid is not None:
                     mlflow.log_image(grid, key="val_before_after", step=step)
                     write_bytes_atomic(report_dir / "samples.png", encode_png(grid))
-            if step % t.checkpoint_every == 0 or step == t.steps:
-                _save_checkpoint(ckpt_path, trainer.state(run.info.run_id))
+            if dist.main and (step % t.checkpoint_every == 0 or step == t.steps):
+                _save_checkpoint(ckpt_path, trainer.state(run_id))
+                _write_log(log_path, log_rows)  # a killed run keeps its curve up to here
             if stop_after and step - start >= stop_after:
                 break
         bar.close()
+        if not dist.main:
+            return TrainResult(run_id, trainer.step, val_psnr)
         _write_log(log_path, log_rows)
-        finished = trainer.step >= t.steps
-        if finished:
+        if trainer.step >= t.steps:
             m = params.model
             save_generator(model_dir, trainer.ema.model, m.generator, m.generator_args)
             mlflow.log_artifact(str(log_path), "train")
             if (report_dir / "samples.png").exists():
                 mlflow.log_artifact(str(report_dir / "samples.png"), "train")
             mlflow.log_metric("train_steps", trainer.step)
-    return TrainResult(run.info.run_id, trainer.step, val_psnr)
+    return TrainResult(run_id, trainer.step, val_psnr)
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:

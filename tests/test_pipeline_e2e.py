@@ -72,3 +72,17 @@ def test_promotion_compares_on_the_same_test_data(tiny_run, tmp_path, monkeypatc
     client = MlflowClient()
     assert str(client.get_model_version_by_alias("gir-deblur", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("gir-deblur", "challenger").version) == "2"
+
+
+def test_promote_by_hand_moves_the_alias(tiny_run, tmp_path):
+    import shutil
+
+    from tests.conftest import run_gir
+
+    shutil.copy(tiny_run.root / "mlflow.db", tmp_path / "p.db")
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'p.db'}"}
+    proc = run_gir("promote", "1", "--alias", "challenger", cwd=tmp_path, env=env)
+    assert "gir-deblur@challenger -> v1" in proc.stderr
+    bad = run_gir("promote", "9", cwd=tmp_path, env=env, check=False)
+    assert bad.returncode != 0 and "has no version 9" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -11,19 +11,22 @@ from gir.models import register_generator
 
 
 class LayerNorm2d(nn.Module):
-    """Layer norm over channels of an NCHW tensor."""
+    """Layer norm over channels of an NCHW tensor.
+
+    Runs the fused ``F.layer_norm`` on a channels-last view: on a channels_last tensor the
+    permute is free, and this is ~3x faster on CPU than mean/var written out elementwise.
+    """
 
     def __init__(self, channels: int, eps: float = 1e-6):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
         self.eps = eps
+        self.channels = channels  # a Python int, so ONNX export sees a constant shape
 
     def forward(self, x):
-        mu = x.mean(1, keepdim=True)
-        var = (x - mu).pow(2).mean(1, keepdim=True)
-        x = (x - mu) / torch.sqrt(var + self.eps)
-        return x * self.weight[:, None, None] + self.bias[:, None, None]
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (self.channels,), self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
 
 
 class SimpleGate(nn.Module):
@@ -78,11 +81,16 @@ class NAFNet(nn.Module):
             c //= 2
             self.decoders.append(nn.Sequential(*[NAFBlock(c) for _ in range(n)]))
         self.pad_multiple = 2 ** len(enc_blocks)
+        # Weights channels-last too (CPU inference ~10% faster; neutral to good on CUDA).
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, inp):
         h, w = inp.shape[-2:]
         m = self.pad_multiple
-        x = F.pad(inp, (0, (-w) % m, 0, (-h) % m), mode="reflect") if (h % m or w % m) else inp
+        x = F.pad(inp, (0, (-w) % m, 0, (-h) % m), mode="reflect")  # unconditional: ONNX-traceable
+        if not x.is_cuda:
+            # oneDNN's depthwise and 1x1 convolutions are ~2x faster channels-last on CPU.
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.intro(x)
         skips = []
         for enc, down in zip(self.encoders, self.downs):

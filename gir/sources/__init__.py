@@ -10,6 +10,9 @@ from typing import Callable
 
 SOURCES: dict[str, str] = {
     "sample": "gir.sources.sample:ingest_sample",
+    "gopro": "gir.sources.gopro:ingest_gopro",
+    "folder": "gir.sources.folder:ingest_folder",
+    "unsplash": "gir.sources.unsplash:ingest_unsplash",
 }
 
 

@@ -1,0 +1,11 @@
+"""Kubeflow components: one per pipeline step, each a thin caller of the same `gir` function
+the CLI and dvc.yaml run. See components/steps.py; the image they run in is set in settings.py.
+"""
+
+from components.settings import IMAGE
+from components.steps import evaluate, ingest, preprocess, register, split, train, validate
+
+STEPS = [ingest, validate, preprocess, split, train, evaluate, register]
+
+__all__ = ["IMAGE", "STEPS", "ingest", "validate", "preprocess", "split", "train", "evaluate",
+           "register"]

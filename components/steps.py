@@ -1,0 +1,132 @@
+"""The seven pipeline steps as KFP lightweight components.
+
+Each body imports `gir` and calls the same step function as `gir <step>` and dvc.yaml: no step
+logic lives here, only the mapping from KFP artifacts (directories and files on the pod) to the
+step's paths. KFP runs the function's source inside the project image, so every import must be
+inside the body.
+
+Inputs named after a params.yaml section (`seed`, `data`, `train`, ...) receive that section;
+a component declares exactly the sections it reads, as dvc.yaml's `params:` do, so KFP's cache
+re-runs a step only when its own params change. pipelines/ passes sections by these names.
+"""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
+
+from components.settings import IMAGE
+
+# The image already has kfp and gir installed: never pip-install at run time.
+component = dsl.component(base_image=IMAGE, install_kfp_package=False)
+
+
+@component
+def ingest(seed: int, data: dict, raw: Output[Dataset]):
+    """Run the configured data source; `raw` holds manifest.csv and the pairs it names."""
+    from gir.config import params_from_struct
+    from gir.ingest import ingest as step
+
+    step(params_from_struct({"seed": seed, "data": data}), raw.path)
+
+
+@component
+def validate(validate: dict, raw: Input[Dataset], validated: Output[Dataset],
+             quality_report: Output[HTML], quality: Output[Metrics]):
+    """The quality gate: passing pairs' manifest (+ quarantine.csv), its HTML report, counts."""
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from gir.config import params_from_struct
+    from gir.validate import validate as step
+
+    report_dir = Path(tempfile.mkdtemp())
+    try:
+        step(params_from_struct({"validate": validate}).validate, raw.path, validated.path,
+             report_dir)
+    finally:  # a failed gate still leaves its report for the person debugging the run
+        if (report_dir / "quality.html").exists():
+            shutil.copyfile(report_dir / "quality.html", quality_report.path)
+    for key, value in json.loads((report_dir / "quality.json").read_text()).items():
+        if isinstance(value, (int, float)):
+            quality.log_metric(key, value)
+
+
+@component
+def preprocess(preprocess: dict, raw: Input[Dataset], validated: Input[Dataset],
+               processed: Output[Dataset]):
+    """Resize and normalise the pairs that passed the gate."""
+    from gir.config import params_from_struct
+    from gir.preprocess import preprocess as step
+
+    step(params_from_struct({"preprocess": preprocess}).preprocess, raw.path,
+         f"{validated.path}/manifest.csv", processed.path)
+
+
+@component
+def split(seed: int, split: dict, processed: Input[Dataset], split_manifest: Output[Dataset]):
+    """Assign train/val/test by scene; `split_manifest` holds manifest.csv."""
+    from gir.config import params_from_struct
+    from gir.split import split as step
+
+    p = params_from_struct({"seed": seed, "split": split})
+    step(p.split, p.seed, processed.path, split_manifest.path)
+
+
+@component
+def train(seed: int, data: dict, validate: dict, preprocess: dict, split: dict, model: dict,
+          train: dict, evaluate: dict, register: dict, mlflow: dict, engine: str,
+          kfp_run_id: str, processed: Input[Dataset], split_manifest: Input[Dataset],
+          generator: Output[Model], train_report: Output[Artifact]):
+    """Train the cGAN (on the task's GPU when it has one).
+
+    It takes every section because the MLflow run logs all params, exactly as a DVC run does;
+    the engine and KFP run id become tags of that run.
+    """
+    import os
+    import tempfile
+
+    from gir.config import params_from_struct
+    from gir.train import train as step
+
+    os.environ["GIR_KFP_RUN_ID"] = kfp_run_id
+    params = params_from_struct({
+        "seed": seed, "data": data, "validate": validate, "preprocess": preprocess,
+        "split": split, "model": model, "train": train, "evaluate": evaluate,
+        "register": register, "mlflow": mlflow})
+    step(params, processed.path, f"{split_manifest.path}/manifest.csv", generator.path,
+         train_report.path, tempfile.mkdtemp(), engine=engine)
+
+
+@component
+def evaluate(evaluate: dict, mlflow: dict, processed: Input[Dataset],
+             split_manifest: Input[Dataset], generator: Input[Model],
+             evaluation: Output[Artifact], test_metrics: Output[Metrics]):
+    """PSNR/SSIM on the held-out split; `evaluation` holds metrics.json + per-image CSV."""
+    from pathlib import Path
+
+    from gir.config import params_from_struct
+    from gir.evaluate import evaluate as step
+
+    p = params_from_struct({"evaluate": evaluate, "mlflow": mlflow})
+    out = Path(evaluation.path)
+    m = step(p.evaluate, p.mlflow, processed.path, f"{split_manifest.path}/manifest.csv",
+             generator.path, out / "metrics.json", out / "eval_per_image.csv")
+    for method, scores in m["methods"].items():
+        for name in ("psnr", "ssim"):
+            test_metrics.log_metric(f"{method}.{name}", scores[name])
+
+
+@component
+def register(model: dict, evaluate: dict, register: dict, mlflow: dict,
+             processed: Input[Dataset], split_manifest: Input[Dataset],
+             generator: Input[Model], evaluation: Input[Artifact],
+             registration: Output[Artifact]):
+    """Register the model in MLflow; champion only if it beats the champion on this test set."""
+    from gir.config import params_from_struct
+    from gir.registry import register as step
+
+    p = params_from_struct({"model": model, "evaluate": evaluate, "register": register,
+                          "mlflow": mlflow})
+    step(p, processed.path, f"{split_manifest.path}/manifest.csv", generator.path,
+         f"{evaluation.path}/metrics.json", registration.path)

@@ -1,0 +1,210 @@
+"""The GIR pipeline for Kubeflow: the same seven steps as dvc.yaml, as a KFP DAG.
+
+The pipeline's parameters are the top-level keys of params.yaml (`seed`, `data`, `train`, ...),
+with params.yaml's values as defaults, read when the pipeline is built: nothing is retyped
+here, and a key added to params.yaml becomes a pipeline parameter by itself. Each task gets the
+sections its component declares (see components/steps.py).
+
+Cluster settings (all overridable below or by the env vars named):
+- the training task asks for one `nvidia.com/gpu`, tolerates the GPU taint, and requests
+  CPU/memory; the data steps retry; caching is on;
+- S3 and MLflow credentials come from Kubernetes secrets as environment variables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from gir.config import load_params, to_dict
+from gir.errors import GirError
+
+PIPELINE_NAME = "gir"
+DATA_STEPS = ("ingest", "validate", "preprocess", "split")
+RETRIES = 2                      # data steps: transient S3 / node failures
+RETRY_BACKOFF = "60s"
+
+# CPU and memory requests per task (Kubernetes quantities); the GPU is on `train` only.
+RESOURCES = {"train": ("4", "16G"), "evaluate": ("2", "8G"), "register": ("1", "4G")}
+DEFAULT_RESOURCES = ("1", "4G")
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+# Kubernetes secrets -> environment variables (secret key = variable name), and who gets them.
+S3_SECRET = os.environ.get("GIR_S3_SECRET", "gir-s3")
+MLFLOW_SECRET = os.environ.get("GIR_MLFLOW_SECRET", "gir-mlflow")
+SECRET_KEYS = {
+    S3_SECRET: ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+    MLFLOW_SECRET: ["MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME",
+                    "MLFLOW_TRACKING_PASSWORD"],
+}
+SECRETS_FOR = {"ingest": [S3_SECRET], "train": [S3_SECRET, MLFLOW_SECRET],
+               "evaluate": [S3_SECRET, MLFLOW_SECRET], "register": [S3_SECRET, MLFLOW_SECRET]}
+
+
+def param_defaults(params_file: str | Path = "params.yaml",
+                   overrides: list[str] | None = None) -> dict[str, Any]:
+    """params.yaml (+ `key=value` overrides), checked by gir.config, as plain sections."""
+    return to_dict(load_params(params_file, overrides))
+
+
+def changed_sections(defaults: dict, values: dict) -> dict:
+    """The pipeline arguments that differ from the defaults (whole sections, as KFP takes them)."""
+    return {k: v for k, v in values.items() if defaults.get(k) != v}
+
+
+def build_pipeline(defaults: dict[str, Any], image: str | None = None, engine: str = "kfp"):
+    """The pipeline function, its signature made from `defaults` (params.yaml's sections).
+
+    image overrides every task's container image; engine tags the MLflow run (`kfp` on a
+    cluster, `kfp-local` for the local runner).
+    """
+    from kfp import dsl, kubernetes
+
+    import components as c
+
+    names = list(defaults)
+
+    def task(op, sections: dict, **inputs):
+        """Call a component with the sections it declares plus the given inputs."""
+        wanted = {k: sections[k] for k in op.component_spec.inputs if k in sections}
+        t = op(**wanted, **inputs)
+        t.set_caching_options(True)
+        cpu, memory = RESOURCES.get(op.name, DEFAULT_RESOURCES)
+        t.set_cpu_request(cpu).set_memory_request(memory)
+        if image:
+            t.set_container_image(image)
+        if op.name in DATA_STEPS and engine == "kfp":  # locally a failure is not transient
+            t.set_retry(num_retries=RETRIES, backoff_duration=RETRY_BACKOFF)
+        for secret in SECRETS_FOR.get(op.name, []):
+            kubernetes.use_secret_as_env(
+                t, secret_name=secret, secret_key_to_env={k: k for k in SECRET_KEYS[secret]})
+        return t
+
+    def gir(*args):
+        s = dict(zip(names, args))
+        raw = task(c.ingest, s).outputs["raw"]
+        validated = task(c.validate, s, raw=raw).outputs["validated"]
+        processed = task(c.preprocess, s, raw=raw, validated=validated).outputs["processed"]
+        split = task(c.split, s, processed=processed).outputs["split_manifest"]
+        trained = task(c.train, s, engine=engine, kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                       processed=processed, split_manifest=split)
+        trained.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(1)
+        kubernetes.add_toleration(trained, **GPU_TOLERATION)
+        model = trained.outputs["generator"]
+        evaluation = task(c.evaluate, s, processed=processed, split_manifest=split,
+                          generator=model).outputs["evaluation"]
+        task(c.register, s, processed=processed, split_manifest=split, generator=model,
+             evaluation=evaluation)
+
+    gir.__signature__ = inspect.Signature([
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v,
+                          annotation=type(v)) for n, v in defaults.items()])
+    return dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="GIR: ingest, validate, preprocess, split, train (GPU), evaluate, register "
+                    "to MLflow. Parameters are the sections of params.yaml.")(gir)
+
+
+def compile_pipeline(out: str | Path, defaults: dict, image: str | None = None) -> Path:
+    """Write the pipeline spec YAML that `kfp` / the Kubeflow UI accepts."""
+    from kfp import compiler
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(pipeline_func=build_pipeline(defaults, image),
+                                package_path=str(out))
+    return out
+
+
+def run_local(defaults: dict, values: dict, root: str | Path = "pipeline_root") -> Path:
+    """Run the pipeline here with KFP's SubprocessRunner; returns the run's artifact folder.
+
+    Tasks run as subprocesses of this Python (no containers, no GPU/CPU settings), so the
+    environment must have gir installed, as the image does.
+    """
+    import kfp.local
+
+    root = Path(root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    before = set(root.iterdir())
+    # Here the "image" is this very environment, which has gir installed: not worth a warning.
+    warnings.filterwarnings("ignore", message=".*non-Python base image")
+    try:  # the runner's progress log goes to stderr: stdout is for results
+        with contextlib.redirect_stdout(sys.stderr):
+            build_pipeline(defaults, engine="kfp-local")(**changed_sections(defaults, values))
+    except RuntimeError as exc:  # a failed task: its log was printed above
+        raise GirError(f"local run failed: {_one_line(exc)}") from None
+    runs = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
+    return runs[-1] if runs else root
+
+
+def submit(host: str, defaults: dict, values: dict, experiment: str = "gir",
+           run_name: str | None = None, image: str | None = None) -> str:
+    """Compile, create a run on the Kubeflow Pipelines API at host; returns the run's URL."""
+    import kfp
+
+    host = host.rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", host):
+        raise GirError(f"--host {host!r}: expected an http(s):// URL of the Kubeflow Pipelines API")
+    _check_healthz(host)
+    with tempfile.TemporaryDirectory() as tmp:
+        package = compile_pipeline(Path(tmp) / "gir.yaml", defaults, image)
+        # kfp.Client prints its own links and a version warning: keep stdout for the URL.
+        try:
+            with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                client = kfp.Client(host=host)
+                run = client.create_run_from_pipeline_package(
+                    str(package), arguments=changed_sections(defaults, values),
+                    experiment_name=experiment,
+                    run_name=run_name or f"gir {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        except Exception as exc:  # noqa: BLE001 - any client/HTTP failure is one line for the user
+            raise GirError(f"cannot submit to {host}: {_one_line(exc)}") from None
+    return f"{host}/#/runs/details/{run.run_id}"
+
+
+def _check_healthz(host: str, timeout: float = 15) -> None:
+    """Fail fast on a wrong host: kfp.Client retries its health check for ~25 s, logging
+    tracebacks, before it gives up."""
+    import urllib.error
+    import urllib.request
+
+    url = f"{host}/apis/v2beta1/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        raise GirError(f"cannot submit to {host}: {url} answered HTTP {exc.code} "
+                       "(is this the Kubeflow Pipelines API?)") from None
+    except ValueError:
+        raise GirError(f"cannot submit to {host}: {url} did not answer JSON "
+                       "(is this the Kubeflow Pipelines API?)") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise GirError(f"cannot submit to {host}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """A short, single-line reason from an exception (HTTP status, or its innermost cause)."""
+    status = getattr(exc, "status", None)
+    if status:
+        body = getattr(exc, "body", "") or ""
+        try:
+            body = json.loads(body).get("message", body)
+        except (ValueError, AttributeError):
+            pass
+        return f"HTTP {status} {getattr(exc, 'reason', '')}: {str(body)[:200]}".strip()
+    while exc.__cause__ or exc.__context__:
+        exc = exc.__cause__ or exc.__context__
+    text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split()) or type(exc).__name__
+    return text[:300]

@@ -1,0 +1,71 @@
+"""`gir rectify`: blurred photos are deblurred, sharp ones come back untouched, with reports."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from gir.blur import degrade, random_blur
+from gir.imageio import read_image, write_png
+from gir.rectify import rectify_files
+from gir.sources.sample import load_sample_image
+from tests.conftest import ROOT, run_gir
+
+
+class CountingDeblurrer:
+    """Stands in for the model: brightens a little so a deblurred output is recognisable."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, rgb):
+        self.calls += 1
+        return np.clip(rgb.astype(int) + 1, 0, 255).astype(np.uint8)
+
+
+def photos(tmp_path):
+    rng = np.random.default_rng(3)
+    sharp = load_sample_image("astronaut")[:256, :256]
+    blurred = degrade(sharp, random_blur("motion", rng, motion_length=(15, 17)), rng)
+    write_png(tmp_path / "sharp.png", sharp)
+    write_png(tmp_path / "shaky.png", blurred)
+    return sharp, blurred
+
+
+def test_rectify_deblurs_only_the_blurred_photo(tmp_path):
+    sharp, blurred = photos(tmp_path)
+    model = CountingDeblurrer()
+    out = tmp_path / "out"
+    summary = rectify_files([str(tmp_path / "sharp.png"), str(tmp_path / "shaky.png"),
+                             str(tmp_path / "missing.png")], out, lambda: model, progress=False)
+    assert model.calls == 1
+    assert summary["deblurred"] == 1 and summary["untouched"] == 1 and len(summary["failed"]) == 1
+    assert np.array_equal(read_image(out / "sharp.png")[0], sharp)          # untouched
+    assert not np.array_equal(read_image(out / "shaky.png")[0], blurred)    # deblurred
+    sharp_report = json.loads((out / "sharp.json").read_text())
+    shaky_report = json.loads((out / "shaky.json").read_text())
+    assert sharp_report["blurred"] is False and sharp_report["action"].startswith("untouched")
+    assert shaky_report["blurred"] is True and shaky_report["blur_type"] == "motion"
+    assert shaky_report["action"].startswith("deblurred")
+    assert json.loads((out / "rectify_report.json").read_text())["deblurred"] == 1
+
+
+def test_rectify_sharp_only_never_loads_a_model(tmp_path):
+    photos(tmp_path)
+
+    def no_model():
+        raise AssertionError("model loaded for a sharp photo")
+
+    summary = rectify_files([str(tmp_path / "sharp.png")], tmp_path / "out", no_model,
+                            progress=False)
+    assert summary["untouched"] == 1
+
+
+def test_cli_rectify_with_the_tiny_model(tmp_path, tiny_run):
+    photos(tmp_path)
+    out = tmp_path / "out"
+    proc = run_gir("rectify", str(tmp_path / "sharp.png"), str(tmp_path / "shaky.png"), "-o",
+                   str(out), "--model", str(tiny_run.root / "models"), cwd=ROOT)
+    assert "1 deblurred, 1 untouched, 0 failed" in proc.stderr
+    assert read_image(out / "shaky.png")[0].shape == (256, 256, 3)

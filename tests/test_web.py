@@ -1,0 +1,167 @@
+"""The web page: API limits with TestClient, then the real thing in headless Chromium.
+
+The browser test starts `gir serve` (a real uvicorn) on a free loopback port with the tiny
+run's model, uploads a motion-blurred photo through the page, checks the verdict, the
+comparison slider and the blur map, and downloads the result.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gir.blur import degrade, random_blur
+from gir.imageio import decode_image, encode_png, read_image
+from gir.sources.sample import load_sample_image
+from tests.conftest import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def blurred_photo() -> np.ndarray:
+    rng = np.random.default_rng(11)
+    sharp = load_sample_image("motorcycle_left")[100:356, 200:456]
+    return degrade(sharp, random_blur("motion", rng, motion_length=(15, 17)), rng)
+
+
+class Brighten:
+    def __call__(self, rgb):
+        return np.clip(rgb.astype(int) + 3, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def client():
+    from fastapi.testclient import TestClient
+
+    from gir.webapp import Limits, create_app
+
+    app = create_app(limits=Limits(max_bytes=300_000, max_pixels=200_000), deblurrer=Brighten())
+    return TestClient(app)
+
+
+def test_api_rectifies_a_blurred_upload(client):
+    png = encode_png(blurred_photo())
+    r = client.post("/api/rectify", files={"file": ("../../etc/evil name.png", png, "image/png")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["blurred"] and body["blur_type"] == "motion" and body["action"] == "deblurred"
+    assert body["download_name"] == "evil_name-rectified.png"
+    result = client.get(body["urls"]["result"])
+    assert result.headers["content-type"] == "image/png"
+    assert decode_image(result.content)[0].shape == (256, 256, 3)
+
+
+def test_api_leaves_a_sharp_upload_untouched(client):
+    sharp = load_sample_image("astronaut")[::2, ::2][:256, :256]
+    body = client.post("/api/rectify", files={"file": ("a.png", encode_png(sharp))}).json()
+    assert body["blurred"] is False and body["action"].startswith("untouched")
+    assert np.array_equal(decode_image(client.get(body["urls"]["result"]).content)[0], sharp)
+
+
+@pytest.mark.parametrize("payload,status,words", [
+    (b"this is not an image", 400, "not an image"),
+    (encode_png(np.zeros((600, 600, 3), np.uint8)), 413, "exceeds the limit"),
+    (b"x" * 400_000, 413, "limit"),
+])
+def test_api_limits_have_clear_messages(client, payload, status, words):
+    r = client.post("/api/rectify", files={"file": ("x.png", payload, "image/png")})
+    assert r.status_code == status and words in r.json()["detail"], r.text
+
+
+def test_api_refuses_other_image_formats(client):
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(buf, format="GIF")
+    r = client.post("/api/rectify", files={"file": ("x.gif", buf.getvalue(), "image/gif")})
+    assert r.status_code == 415 and "not accepted" in r.json()["detail"]
+
+
+# ----------------------------------------------------------------------------- the browser
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tmp_path_factory):
+    """`gir serve` in a subprocess on a free loopback port, with the tiny run's model."""
+    from gir.detect import get_detector
+
+    get_detector()   # fit/cache the detector here, not inside the server's first request
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gir", "serve", "--model", str(tiny_run.root / "models"),
+             "--port", str(port), "--device", "cpu"], cwd=ROOT, stdout=fh, stderr=fh,
+            env={**os.environ, "MLFLOW_TRACKING_URI": tiny_run.uri})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "/api/limits", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise AssertionError(log.read_text())
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.mark.browser
+def test_browser_upload_see_result_download(server, tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium, or `make browser`)")
+    from playwright.sync_api import sync_playwright
+
+    photo = tmp_path / "shaky photo.png"
+    photo.write_bytes(encode_png(blurred_photo()))
+    not_image = tmp_path / "notes.png"
+    not_image.write_text("not an image at all")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server)
+            page.wait_for_selector("text=megapixels")          # limits shown on the page
+
+            page.set_input_files("#file", str(not_image))
+            page.wait_for_selector("#message.error")
+            assert "not an image" in page.inner_text("#message")
+
+            page.set_input_files("#file", str(photo))
+            page.wait_for_selector("#result:not([hidden])", timeout=120_000)
+            assert page.inner_text("#verdict") == "blurred"
+            assert page.inner_text("#blur-type") == "motion"
+            assert page.inner_text("#confidence").endswith("%")
+            for img in ("#before", "#after", "#map"):
+                page.wait_for_function(f"document.querySelector('{img}').naturalWidth === 256")
+            page.fill("#slider", "20")
+            page.dispatch_event("#slider", "input")
+            assert "20%" in page.eval_on_selector("#after", "e => e.style.clipPath")
+
+            with page.expect_download() as download_info:
+                page.click("#download")
+            download = download_info.value
+            assert download.suggested_filename == "shaky_photo-rectified.png"
+            saved = tmp_path / "downloaded.png"
+            download.save_as(saved)
+            assert read_image(saved)[0].shape == (256, 256, 3)
+        finally:
+            browser.close()
