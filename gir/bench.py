@@ -81,6 +81,11 @@ def train_images_per_s(model: torch.nn.Module, device: torch.device, crop: int =
     return steps * batch / (time.perf_counter() - t0)
 
 
+def _sig(x: float, digits: int = 4) -> float:
+    """Round to significant digits: tiny test models and 700-GMAC ones both stay readable."""
+    return float(f"{x:.{digits}g}")
+
+
 def _parse_size(size: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in size.lower().split("x"))
@@ -92,8 +97,10 @@ def _parse_size(size: str) -> tuple[int, int]:
 
 
 def generator_rows(params: Params, names: list[str], size: str, device: str,
-                   train_batch: int | None = None) -> list[dict]:
-    """One row of cost figures per generator (the configured args for params' generator)."""
+                   train_batch: int | None = None, train_crop: int = 256,
+                   generator_args: dict | None = None) -> list[dict]:
+    """One row of cost figures per generator: args from generator_args[name], else params'
+    args for params' generator, else the constructor's defaults."""
     from gir.inference import resolve_device
     from gir.models import build_generator
 
@@ -104,21 +111,22 @@ def generator_rows(params: Params, names: list[str], size: str, device: str,
         devices.append(dev)
     rows = []
     for name in names:
-        args = params.model.generator_args if name == params.model.generator else {}
+        args = (generator_args or {}).get(
+            name, params.model.generator_args if name == params.model.generator else {})
         torch.manual_seed(0)
         model = build_generator(name, args)
         row = {"generator": name, "args": args,
                "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
-               "gmacs": round(count_gmacs(name, args, w, h), 2), "size": f"{w}x{h}",
-               "threads": torch.get_num_threads()}
+               "gmacs": _sig(count_gmacs(name, args, w, h)), "size": f"{w}x{h}",
+               "threads": torch.get_num_threads(), "train_crop": train_crop}
         for d in devices:
             sec = inference_seconds(model, d, w, h, reps=2 if d.type == "cpu" else 10)
-            row[f"{d.type}_s_per_image"] = round(sec, 4)
-            row[f"{d.type}_ms_per_mp"] = round(1000 * sec / (w * h / 1e6), 2)
+            row[f"{d.type}_s_per_image"] = _sig(sec)
+            row[f"{d.type}_ms_per_mp"] = _sig(1000 * sec / (w * h / 1e6))
             batch = train_batch or (2 if d.type == "cpu" else 16)
-            row[f"{d.type}_train_img_per_s_256"] = round(
-                train_images_per_s(build_generator(name, args), d, 256, batch,
-                                   steps=2 if d.type == "cpu" else 10), 2)
+            row[f"{d.type}_train_img_per_s"] = _sig(
+                train_images_per_s(build_generator(name, args), d, train_crop, batch,
+                                   steps=2 if d.type == "cpu" else 10))
         rows.append(row)
     return rows
 
@@ -150,16 +158,17 @@ def to_markdown(rows: list[dict], qual: dict | None) -> str:
     lines = []
     if rows:
         has_cuda = any("cuda_ms_per_mp" in r for r in rows)
+        crop = rows[0]["train_crop"]
         head = ["generator", "params (M)", f"GMACs @{rows[0]['size']}", "CPU s/image",
-                "CPU ms/MP", "CPU train img/s @256"]
+                "CPU ms/MP", f"CPU train img/s @{crop}"]
         if has_cuda:
-            head += ["CUDA ms/MP", "CUDA train img/s @256"]
+            head += ["CUDA ms/MP", f"CUDA train img/s @{crop}"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rows:
             cells = [r["generator"], r["params_m"], r["gmacs"], r["cpu_s_per_image"],
-                     r["cpu_ms_per_mp"], r["cpu_train_img_per_s_256"]]
+                     r["cpu_ms_per_mp"], r["cpu_train_img_per_s"]]
             if has_cuda:
-                cells += [r.get("cuda_ms_per_mp", ""), r.get("cuda_train_img_per_s_256", "")]
+                cells += [r.get("cuda_ms_per_mp", ""), r.get("cuda_train_img_per_s", "")]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         lines += ["", f"CPU threads: {rows[0]['threads']}; FFTs are not counted in GMACs.", ""]
     if qual:
@@ -182,7 +191,8 @@ def bench(params: Params, generators: list[str] | None = None, models: list[str]
           data_dir: str | Path = "data/processed",
           split_manifest: str | Path = "data/split/manifest.csv", size: str = "1280x720",
           device: str = "cpu", references: list[str] | None = None,
-          out_dir: str | Path = "reports/bench", log_mlflow: bool = True) -> dict:
+          out_dir: str | Path = "reports/bench", log_mlflow: bool = True,
+          train_crop: int = 256, generator_args: dict | None = None) -> dict:
     """Run the benchmark; write bench.md/bench.json to out_dir; log them to MLflow."""
     from gir.evaluate import REFERENCES
     from gir.models import generator_names
@@ -192,7 +202,8 @@ def bench(params: Params, generators: list[str] | None = None, models: list[str]
     bad = [n for n in names if n not in known]
     if bad:
         raise GirError(f"--generators: unknown {bad[0]!r} (known: {', '.join(known)})")
-    rows = generator_rows(params, names, size, device)
+    rows = generator_rows(params, names, size, device, train_crop=train_crop,
+                          generator_args=generator_args)
     refs = list(REFERENCES) if references is None else references
     qual = None
     if models or refs:

@@ -262,6 +262,7 @@ def _bench_args(p):
     p.add_argument("--references", nargs="*", default=None,
                    help="classical references to score (default: all of gir.evaluate)")
     p.add_argument("--out", default="reports/bench", help="directory for bench.md/bench.json")
+    p.add_argument("--train-crop", type=int, default=256, help="crop side for training img/s")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
 
 
@@ -273,7 +274,7 @@ def cmd_bench(args) -> int:
     result = bench(_params(args), generators=args.generators, models=args.model,
                    data_dir=args.data, split_manifest=args.split, size=args.size,
                    device=args.device, references=args.references, out_dir=args.out,
-                   log_mlflow=not args.no_mlflow)
+                   log_mlflow=not args.no_mlflow, train_crop=args.train_crop)
     print(result["markdown"])
     _say(f"bench: wrote {args.out}/bench.md and bench.json")
     return 0
@@ -358,6 +359,9 @@ def _serve_args(p):
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--max-mb", type=float, default=20, help="upload size limit (default 20 MB)")
+    p.add_argument("--max-megapixels", type=float, default=16,
+                   help="pixel-count limit per image (default 16)")
 
 
 @command("serve", "the web page: upload a photo, see its blur map, get it rectified")(
@@ -365,10 +369,11 @@ def _serve_args(p):
 def cmd_serve(args) -> int:
     import uvicorn
 
-    from gir.webapp import create_app
+    from gir.webapp import Limits, create_app
 
+    limits = Limits(int(args.max_mb * 1e6), int(args.max_megapixels * 1e6))
     _say(f"serve: http://{args.host}:{args.port}/")
-    uvicorn.run(create_app(args.model, args.device), host=args.host, port=args.port,
+    uvicorn.run(create_app(args.model, args.device, limits), host=args.host, port=args.port,
                 log_level="warning")
     return 0
 

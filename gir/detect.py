@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from gir.blur import BLUR_KINDS
 
 DETECTOR_VERSION = "1"
 TILE = 32                  # blur-map tile side, px
@@ -303,7 +302,7 @@ class Detection:
     blurred_fraction: float        # blurred tiles / textured (non-flat) tiles
     flat_fraction: float           # flat tiles / all tiles
     blur_type: str | None          # motion | defocus | gaussian, None when nothing is blurred
-    confidence: float              # probability of blur_type (of "sharp" when not blurred)
+    confidence: float              # P(blur_type) if blurred, else the share of sharp tiles
     type_scores: dict
     tile: int
     labels: np.ndarray             # (ny, nx) SHARP / BLURRED / FLAT
@@ -348,12 +347,11 @@ def detect(rgb: np.ndarray, detector: Detector | None = None) -> Detection:
     n_textured = int(textured.sum())
     fraction = float((labels == BLURRED).sum() / n_textured) if n_textured else 0.0
     blurred = n_textured > 0 and fraction >= BLURRED_FRACTION
-    kind, scores = classify_type(grey, labels, detector)
-    if blurred and kind is not None:
-        confidence = scores[kind]
-    else:
-        kind = None if not blurred else kind
-        confidence = 1.0 - fraction if n_textured else 1.0
+    if blurred:
+        kind, scores = classify_type(grey, labels, detector)
+        confidence = scores.get(kind, 0.0)
+    else:   # the type of a blur that is not there is not reported
+        kind, scores, confidence = None, {}, 1.0 - fraction
     return Detection(blurred=bool(blurred), blurred_fraction=fraction,
                      flat_fraction=float(1 - n_textured / labels.size), blur_type=kind,
                      confidence=float(confidence), type_scores=scores, tile=TILE,

@@ -96,12 +96,15 @@ class Deblurrer:
     """
 
     def __init__(self, generator: torch.nn.Module, device: str | torch.device = "cpu",
-                 tile: int = 0, overlap: int = 32, progress: bool = False):
+                 tile: int = 0, overlap: int = 32, progress: bool | None = None):
+        import sys
+
         self.device = torch.device(device)
         self.generator = generator.to(self.device).eval()
         self.tile = tile
         self.overlap = overlap
-        self.progress = progress
+        # The tile progress bar shows on an interactive terminal unless asked otherwise.
+        self.progress = sys.stderr.isatty() if progress is None else progress
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, device: str = "auto", **kw) -> "Deblurrer":

@@ -298,10 +298,13 @@ def train(
 
     t = params.train
     model_dir, report_dir, checkpoint_dir = Path(model_dir), Path(report_dir), Path(checkpoint_dir)
-    dist, device = setup_distributed(t.device)
-    if t.batch_size % dist.world:
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if t.batch_size % world:
         raise GirError(f"train.batch_size: {t.batch_size} (the global batch) does not split "
-                       f"over {dist.world} processes")
+                       f"over {world} processes")
+    dist, device = setup_distributed(t.device)
     try:
         return _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir,
                       checkpoint_dir, engine, resume, stop_after)

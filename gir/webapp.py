@@ -19,7 +19,7 @@ from pathlib import Path
 from gir.errors import GirError
 
 STATIC = Path(__file__).with_name("static")
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_UPLOAD_BYTES = 20_000_000
 MAX_PIXELS = 16_000_000
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF", "BMP"}
 KEEP_RESULTS = 16
@@ -98,6 +98,7 @@ def create_app(model: str | None = None, device: str = "auto", limits: Limits | 
                 from gir.inference import load_deblurrer
 
                 state["deblurrer"] = load_deblurrer(model, device)
+                state["deblurrer"].progress = False   # no tile bars in the server log
             return state["deblurrer"]
 
     @app.exception_handler(GirError)

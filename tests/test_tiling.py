@@ -23,14 +23,17 @@ def generator():
     return g
 
 
-def gradient_image(h=300, w=420):
+H, W = 256, 360
+
+
+def gradient_image(h=H, w=W):
     yy, xx = np.mgrid[:h, :w]
     return np.stack([xx / w * 255, yy / h * 255, (xx + yy) / (w + h) * 255], -1).astype(np.uint8)
 
 
 @pytest.mark.parametrize("kind", ["gradient", "natural"])
 def test_tiled_matches_whole_image_without_seams(generator, kind):
-    img = gradient_image() if kind == "gradient" else load_sample_image("astronaut")[:300, :420]
+    img = gradient_image() if kind == "gradient" else load_sample_image("astronaut")[:H, :W]
     whole = Deblurrer(generator, "cpu", tile=0)(img).astype(int)
     tiled = Deblurrer(generator, "cpu", tile=128, overlap=32)(img).astype(int)
     assert tiled.shape == whole.shape
@@ -38,8 +41,8 @@ def test_tiled_matches_whole_image_without_seams(generator, kind):
     assert diff.max() <= 4 and diff.mean() < 0.5, (diff.max(), diff.mean())
     # A seam would be a step in the tiled output at tile borders that the whole image lacks.
     steps = np.abs(np.diff(tiled, axis=1)) - np.abs(np.diff(whole, axis=1))
-    borders = [x - 1 for x in tile_starts(420, 128, 32)[1:]] + [x + 31 for x in
-                                                                 tile_starts(420, 128, 32)[1:]]
+    starts = tile_starts(W, 128, 32)[1:]
+    borders = [x - 1 for x in starts] + [x + 31 for x in starts]
     assert np.abs(steps[:, borders]).mean() < 0.5
 
 

@@ -7,6 +7,7 @@ comparison slider and the blur map, and downloads the result.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import socket
@@ -145,7 +146,15 @@ def test_browser_upload_see_result_download(server, tmp_path):
             page.wait_for_selector("#message.error")
             assert "not an image" in page.inner_text("#message")
 
-            page.set_input_files("#file", str(photo))
+            # Drag and drop: a drop event carrying the file, as a desktop drag would.
+            transfer = page.evaluate_handle(
+                """([b64, name]) => {
+                    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                    const dt = new DataTransfer();
+                    dt.items.add(new File([bytes], name, { type: "image/png" }));
+                    return dt;
+                }""", [base64.b64encode(photo.read_bytes()).decode(), photo.name])
+            page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
             page.wait_for_selector("#result:not([hidden])", timeout=120_000)
             assert page.inner_text("#verdict") == "blurred"
             assert page.inner_text("#blur-type") == "motion"

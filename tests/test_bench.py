@@ -1,0 +1,75 @@
+"""`gir bench` and the classical references it compares against."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gir.dataset import Pair
+
+
+@pytest.fixture
+def known_blur(tmp_path):
+    """A photo blurred with a known motion kernel exactly as the synthetic sources do."""
+    from skimage import data
+
+    from gir.blur import convolve, motion_kernel
+
+    sharp = data.astronaut()[100:228, 150:278]
+    kernel = motion_kernel(13.0, np.random.default_rng(3))
+    np.save(tmp_path / "k.npy", kernel)
+    blur = np.clip(np.round(convolve(sharp / 255.0, kernel) * 255), 0, 255).astype(np.uint8)
+    return Pair("p", "motion", blur, sharp, {}, str(tmp_path / "k.npy"))
+
+
+def test_wiener_and_rl_with_true_kernel_recover_known_blur(known_blur):
+    """skimage's deconvolutions, checked on a case with a known answer before being trusted."""
+    from gir.evaluate import REFERENCES, psnr
+
+    p = known_blur
+    base = psnr(p.sharp, p.blur)
+    for name in ("wiener", "richardson_lucy"):
+        assert psnr(p.sharp, REFERENCES[name](p.blur, p)) > base + 3, name
+    assert REFERENCES["wiener"](p.blur, Pair("q", "real", p.blur, p.sharp, {})) is None
+
+
+def test_gmacs_are_counted_not_guessed():
+    from gir.bench import count_gmacs
+
+    # nafnet's first 3x3 conv alone (3->8 on 64x64) is 64*64*8*3*9 MACs; the total scales with
+    # the pixel count (up to the few per-image channel-attention MACs)
+    small, big = count_gmacs("nafnet", {"width": 8}, 64, 64), count_gmacs("nafnet", {"width": 8},
+                                                                           128, 128)
+    assert small > 64 * 64 * 8 * 3 * 9 / 1e9
+    assert big == pytest.approx(4 * small, rel=1e-3)
+
+
+def test_bench_table_for_every_generator(tiny_run, tmp_path, mlflow_uri):
+    from gir.bench import bench
+    from gir.models import generator_names
+    from tests.test_models import TINY_ARGS
+
+    data = tiny_run.root / "data"
+    result = bench(tiny_run.params, models=[f"tiny={tiny_run.root / 'models'}"],
+                   data_dir=data / "processed", split_manifest=data / "split/manifest.csv",
+                   size="32x24", references=["blurred", "wiener"], out_dir=tmp_path,
+                   train_crop=16, generator_args=TINY_ARGS)
+    rows = {r["generator"]: r for r in result["generators"]}
+    assert set(rows) == set(generator_names())
+    for r in rows.values():
+        assert r["gmacs"] > 0 and r["params_m"] > 0 and r["cpu_ms_per_mp"] > 0
+        assert r["cpu_train_img_per_s"] > 0
+    assert set(result["quality"]["methods"]) == {"tiny", "blurred", "wiener"}
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["quality"]["pairs"] == tiny_run.metrics["pairs"]
+    md = (tmp_path / "bench.md").read_text()
+    assert "| nafnet |" in md and "| wiener |" in md
+
+
+def test_bench_bad_input_is_one_line(tmp_path):
+    from tests.conftest import run_gir
+
+    proc = run_gir("bench", "--generators", "nosuch", "--no-mlflow", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr and "nosuch" in proc.stderr

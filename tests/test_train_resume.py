@@ -1,0 +1,88 @@
+"""Training: a run killed with SIGKILL and resumed continues exactly as an uninterrupted run."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import tiny_params
+
+# Per-step logging and frequent checkpoints; the GAN switches on early so the discriminator,
+# its optimiser and spectral-norm buffers are part of what must resume exactly.
+RESUME = ["train.steps=40", "train.batch_size=4", "train.log_every=1", "train.checkpoint_every=5",
+          "train.image_every=1000", "train.adversarial_start=3", "train.loss.adversarial=lsgan"]
+LOSSES = ["loss_g", "loss_content", "loss_fft", "loss_adv", "loss_d", "lr"]
+
+
+def write_params(path: Path, *extra: str) -> Path:
+    from gir.config import to_dict
+
+    path.write_text(yaml.safe_dump(to_dict(tiny_params(*RESUME, *extra))))
+    return path
+
+
+def train_cmd(root: Path, params: Path, out: Path, *extra: str) -> list[str]:
+    data = root / "data"
+    return [sys.executable, "-m", "gir", "train", "--params", str(params),
+            "--data", str(data / "processed"), "--split", str(data / "split/manifest.csv"),
+            "--out", str(out / "models"), "--report", str(out / "report"),
+            "--checkpoints", str(out / "ckpt"), *extra]
+
+
+def read_log(path: Path) -> dict[int, dict]:
+    with open(path) as fh:
+        return {int(r["step"]): r for r in csv.DictReader(fh)}
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tiny_run, tmp_path, mlflow_uri):
+    import torch
+
+    params = write_params(tmp_path / "params.yaml")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # same thread count in every process
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    subprocess.run(train_cmd(tiny_run.root, params, ref), check=True, env=env,
+                   capture_output=True, timeout=300)
+
+    proc = subprocess.Popen(train_cmd(tiny_run.root, params, killed), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "ckpt" / "checkpoint.pt"
+    deadline = time.time() + 240
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    start = torch.load(ckpt, map_location="cpu", weights_only=False)["step"]
+    assert 0 < start < 40
+    assert not (killed / "models" / "generator.pt").exists()
+
+    subprocess.run(train_cmd(tiny_run.root, params, killed, "--resume"), check=True, env=env,
+                   capture_output=True, timeout=300)
+    want, got = read_log(ref / "report/log.csv"), read_log(killed / "report/log.csv")
+    assert sorted(got) == sorted(want) == list(range(1, 41))
+    for step in range(start + 1, 41):
+        assert [got[step][k] for k in LOSSES] == [want[step][k] for k in LOSSES], step
+    a = torch.load(ref / "models/generator.pt", weights_only=True)
+    b = torch.load(killed / "models/generator.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_a_checkpoint_of_other_params(tiny_run, tmp_path, mlflow_uri):
+    from gir.errors import GirError
+    from gir.train import train
+
+    import pytest
+
+    data = tiny_run.root / "data"
+    args = (data / "processed", data / "split/manifest.csv", tmp_path / "m", tmp_path / "r",
+            tmp_path / "c")
+    train(tiny_params(*RESUME), *args, stop_after=5)
+    with pytest.raises(GirError, match="different params"):
+        train(tiny_params(*RESUME, "train.lr=0.01"), *args, resume=True)
