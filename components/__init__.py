@@ -3,9 +3,10 @@ the CLI and dvc.yaml run. See components/steps.py; the image they run in is set 
 """
 
 from components.settings import IMAGE
-from components.steps import evaluate, ingest, preprocess, register, split, train, validate
+from components.steps import (detector, evaluate, ingest, preprocess, register, split, train,
+                              validate)
 
-STEPS = [ingest, validate, preprocess, split, train, evaluate, register]
+STEPS = [ingest, validate, preprocess, split, train, evaluate, register, detector]
 
 __all__ = ["IMAGE", "STEPS", "ingest", "validate", "preprocess", "split", "train", "evaluate",
-           "register"]
+           "register", "detector"]

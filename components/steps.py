@@ -1,4 +1,4 @@
-"""The seven pipeline steps as KFP lightweight components.
+"""The pipeline steps as KFP lightweight components (seven for the deblurrer, one detector).
 
 Each body imports `gir` and calls the same step function as `gir <step>` and dvc.yaml: no step
 logic lives here, only the mapping from KFP artifacts (directories and files on the pod) to the
@@ -130,3 +130,25 @@ def register(model: dict, evaluate: dict, register: dict, mlflow: dict,
                           "mlflow": mlflow})
     step(p, processed.path, f"{split_manifest.path}/manifest.csv", generator.path,
          f"{evaluation.path}/metrics.json", registration.path)
+
+
+@component
+def detector(detect: dict, mlflow: dict, engine: str, kfp_run_id: str,
+             detector_model: Output[Model], detector_metrics: Output[Metrics]):
+    """Fit, score and register the blur detector (gir-detector); independent of the data steps."""
+    import json
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from gir.config import params_from_struct
+    from gir.detect_train import train_detector as step
+
+    os.environ["GIR_KFP_RUN_ID"] = kfp_run_id
+    p = params_from_struct({"detect": detect, "mlflow": mlflow})
+    metrics = Path(tempfile.mkdtemp()) / "detector.json"
+    step(p, detector_model.path, metrics, engine=engine)
+    m = json.loads(metrics.read_text())
+    for name in ("f_measure", "flat_false_alarm_rate"):
+        detector_metrics.log_metric(name, m["blur_map"][name])
+    detector_metrics.log_metric("type_accuracy", m["blur_type"]["accuracy"])

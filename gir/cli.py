@@ -13,10 +13,11 @@ from typing import Callable
 
 # Default locations; dvc.yaml names the same paths explicitly.
 RAW, VALIDATED, PROCESSED, SPLIT = "data/raw", "data/validated", "data/processed", "data/split"
-MODELS, CHECKPOINTS = "models", "checkpoints"
+MODELS, DETECTOR, CHECKPOINTS = "models/deblur", "models/detector", "checkpoints"
 QUALITY, TRAIN_REPORT = "reports/quality", "reports/train"
 METRICS, PER_IMAGE, REGISTRATION = "reports/metrics.json", "reports/eval_per_image.csv", \
     "reports/registration.json"
+DETECTOR_METRICS = "reports/detector.json"
 
 COMMANDS: dict[str, tuple[Callable, Callable, str]] = {}
 
@@ -285,6 +286,9 @@ def _detect_args(p):
     p.add_argument("--map", default=None, metavar="OUT.png",
                    help="write the blur map overlay (red blurred, green sharp, grey flat)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument("--detector", default=None, metavar="DETECTOR.json",
+                   help="a fitted detector (default: $GIR_DETECTOR, models/detector/, "
+                        "models:/gir-detector@champion, else the built-in fit)")
 
 
 @command("detect", "blur map, blurred yes/no, and motion/defocus/gaussian blur type")(
@@ -292,11 +296,12 @@ def _detect_args(p):
 def cmd_detect(args) -> int:
     import json
 
-    from gir.detect import detect, overlay
+    from gir.detect import detect, get_detector, overlay
     from gir.imageio import read_image, write_png
 
+    detector = get_detector(args.detector)
     rgb, _ = read_image(args.image)
-    det = detect(rgb)
+    det = detect(rgb, detector)
     if args.map:
         write_png(args.map, overlay(rgb, det))
     if args.json:
@@ -328,6 +333,28 @@ def cmd_detect_eval(args) -> int:
     _say(f"detect-eval: blur-map F {result['blur_map']['f_measure']:.3f}, flat called blurred "
          f"{result['blur_map']['flat_false_alarm_rate']:.1%}, blur-type accuracy "
          f"{result['blur_type']['accuracy']:.1%} -> {args.out}")
+    return 0
+
+
+def _detect_train_args(p):
+    _add_params(p)
+    p.add_argument("--out", default=DETECTOR, help="directory for detector.json")
+    p.add_argument("--metrics", default=DETECTOR_METRICS, help="held-out numbers (JSON)")
+    p.add_argument("--engine", default=None, help="tag for MLflow (dvc, kfp-local, kfp, cli)")
+
+
+@command("detect-train", "fit the blur detector, score it, register it as gir-detector")(
+    _detect_train_args)
+def cmd_detect_train(args) -> int:
+    import json
+    from pathlib import Path
+
+    from gir.detect_train import train_detector
+
+    d = train_detector(_params(args), args.out, args.metrics, engine=_engine(args.engine))
+    blur_map = json.loads(Path(args.metrics).read_text())["blur_map"]
+    _say(f"detect-train: blur-map F {blur_map['f_measure']:.3f} -> {args.out}; "
+         f"{d['model_name']} v{d['version']} -> @{d['alias']} ({d['reason']})")
     return 0
 
 

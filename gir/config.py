@@ -191,6 +191,16 @@ class RegisterConfig:
 
 
 @dataclass
+class DetectConfig:
+    """The blur detector: fitted on synthetic composites, tracked and registered like the model."""
+
+    seed: int = 1234
+    fit_per_image: int = 12     # composites per fitting photo (x4 for the blur-type classifier)
+    eval_per_image: int = 12    # held-out composites per photo for the F-measure / accuracy
+    model_name: str = "gir-detector"
+
+
+@dataclass
 class MlflowConfig:
     """Tracking. MLFLOW_TRACKING_URI in the environment wins over tracking_uri."""
 
@@ -211,6 +221,7 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     register: RegisterConfig = field(default_factory=RegisterConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
 
 
@@ -326,6 +337,10 @@ def _check_ranges(obj: Any, prefix: str) -> None:
             bad("kinds", "must name at least one blur kind")
     if isinstance(obj, (PreprocessConfig, SampleConfig, FolderConfig)) and obj.max_side < 16:
         bad("max_side", "must be at least 16")
+    if isinstance(obj, DetectConfig):
+        for k in ("fit_per_image", "eval_per_image"):
+            if getattr(obj, k) <= 0:
+                bad(k, "must be positive")
     if isinstance(obj, ValidateConfig) and not 0 <= obj.max_quarantine_fraction <= 1:
         bad("max_quarantine_fraction", "must be between 0 and 1")
 

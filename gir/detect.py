@@ -16,8 +16,11 @@ Three steps, all on the grey image:
    Gaussian decays smoothly. Radial and angular profiles of it feed a second classifier.
 
 Both classifiers are fitted deterministically on synthetic composites (gir.detect_fit) built
-from photos that the held-out evaluation never uses, on first use, and cached as JSON in
-``$GIR_CACHE`` (default ``~/.cache/gir``) keyed by DETECTOR_VERSION; nothing is downloaded.
+from photos that the held-out evaluation never uses. The pipeline's `detector` stage fits,
+scores, tracks and registers them (gir.detect_train, MLflow model ``gir-detector``);
+get_detector() says which fit a command uses. Without any pipeline run, the detector is fitted
+on first use and cached as JSON in ``$GIR_CACHE`` (default ``~/.cache/gir``) keyed by a hash of
+its code; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -266,30 +269,102 @@ def cache_path() -> Path:
     return root / f"detector-v{DETECTOR_VERSION}-{h.hexdigest()[:12]}.json"
 
 
-_DETECTOR: Detector | None = None
+DETECTOR_FILE = "detector.json"
+# What `dvc repro` (stage detector) writes, relative to the project directory.
+LOCAL_DETECTOR = Path("models/detector") / DETECTOR_FILE
 
 
-def get_detector() -> Detector:
-    """The fitted detector: from memory, from the cache file, or fitted now (a few seconds)."""
-    global _DETECTOR
-    if _DETECTOR is None:
-        path = cache_path()
+def save_detector(detector: Detector, path: str | Path) -> None:
+    """Plain JSON (no pickle): readable anywhere gir is installed, diffable, tiny."""
+    from gir.imageio import write_text_atomic
+
+    write_text_atomic(path, json.dumps(asdict(detector)))
+
+
+def load_detector(path: str | Path) -> Detector:
+    """A detector.json written by save_detector; a one-line GirError if it is not one."""
+    from gir.errors import GirError
+
+    try:
+        raw = json.loads(Path(path).read_text())
+        if raw.get("version") != DETECTOR_VERSION:
+            raise ValueError(f"version {raw.get('version')!r}, expected {DETECTOR_VERSION!r}")
+        return Detector(Linear(**raw["tiles"]), Linear(**raw["kinds"]), raw["version"],
+                        raw.get("fitted_on", {}))
+    except OSError as exc:
+        raise GirError(f"detector {path}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise GirError(f"detector {path}: not a GIR detector file ({exc})") from None
+
+
+_DETECTORS: dict[tuple, Detector] = {}
+
+
+def get_detector(path: str | Path | None = None) -> Detector:
+    """The detector to use, the first found of:
+
+    1. path, else $GIR_DETECTOR (a detector.json);
+    2. models/detector/detector.json in the current directory (what `dvc repro` just trained);
+    3. the registered champion, models:/<detect.model_name>@champion, if the tracking store
+       (params.yaml here, or MLFLOW_TRACKING_URI) exists and has it;
+    4. the built-in fit (the default detect.* settings), cached in $GIR_CACHE, so that
+       `gir detect` works on a fresh install before any pipeline run.
+    Each is loaded once per process.
+    """
+    path = path or os.environ.get("GIR_DETECTOR") or (
+        LOCAL_DETECTOR if LOCAL_DETECTOR.is_file() else None)
+    if path:
+        resolved = Path(path).resolve()
+        key = ("file", str(resolved), resolved.stat().st_mtime_ns if resolved.exists() else 0)
+        if key not in _DETECTORS:
+            _DETECTORS[key] = load_detector(path)
+        return _DETECTORS[key]
+    key = ("default", os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI"))
+    if key not in _DETECTORS:
+        _DETECTORS[key] = _registered_detector() or _fitted_detector()
+    return _DETECTORS[key]
+
+
+def _registered_detector() -> Detector | None:
+    """The registry's champion detector; None, quietly, when there is no store or no champion."""
+    from gir.config import load_params
+    from gir.errors import GirError
+    from gir.tracking import tracking_uri
+
+    try:
+        params = load_params()
+    except GirError:
+        return None
+    uri = tracking_uri(params.mlflow)
+    if uri.startswith("sqlite:///"):
+        local = uri.removeprefix("sqlite:///")
+    elif uri.startswith("file:") or "://" not in uri:
+        local = uri.removeprefix("file://").removeprefix("file:")
+    else:
+        local = None   # a tracking server: asked briefly, without retries
+    if local is not None and not Path(local).exists():
+        return None   # no store here: do not import MLflow, let alone create one
+    from gir.detect_train import registered_champion
+
+    return registered_champion(params)
+
+
+def _fitted_detector() -> Detector:
+    """The built-in fit: from the cache file, or fitted now (some seconds) and cached."""
+    from gir.errors import GirError
+
+    path = cache_path()
+    try:
+        return load_detector(path)
+    except GirError:
+        from gir.detect_fit import fit_detector
+
+        detector = fit_detector()
         try:
-            raw = json.loads(path.read_text())
-            if raw.get("version") != DETECTOR_VERSION:
-                raise ValueError("stale")
-            _DETECTOR = Detector(Linear(**raw["tiles"]), Linear(**raw["kinds"]), raw["version"],
-                                 raw.get("fitted_on", {}))
-        except (OSError, ValueError, KeyError, TypeError):
-            from gir.detect_fit import fit_detector
-            from gir.imageio import write_text_atomic
-
-            _DETECTOR = fit_detector()
-            try:
-                write_text_atomic(path, json.dumps(asdict(_DETECTOR)))
-            except OSError:
-                pass   # a read-only home still works, it just refits next time
-    return _DETECTOR
+            save_detector(detector, path)
+        except OSError:
+            pass   # a read-only home still works, it just refits next time
+        return detector
 
 
 # ----------------------------------------------------------------------------- detection

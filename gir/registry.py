@@ -18,22 +18,12 @@ from gir.config import Params
 from gir.errors import GirError
 from gir.imageio import decode_image, encode_png, write_text_atomic
 from gir.inference import SPEC_FILE, WEIGHTS_FILE, Deblurrer, load_generator
+from gir.promotion import CHALLENGER, CHAMPION, log_code_model, promote_by_score, pyfunc_base
 
-CHAMPION, CHALLENGER = "champion", "challenger"
-
-
-def _pyfunc_base():
-    import warnings
-
-    # The signature is declared explicitly in log_pyfunc; MLflow's nudge towards an input
-    # example is noise in every command's output.
-    warnings.filterwarnings("ignore", message=".*input example was not provided.*")
-    import mlflow.pyfunc
-
-    return mlflow.pyfunc.PythonModel
+__all__ = ["CHALLENGER", "CHAMPION", "GirDeblurModel", "log_pyfunc", "promote", "register"]
 
 
-class GirDeblurModel(_pyfunc_base()):
+class GirDeblurModel(pyfunc_base()):
     """MLflow pyfunc: DataFrame column ``image`` (base64 file bytes) -> column ``image`` (PNG)."""
 
     def load_context(self, context):
@@ -61,32 +51,11 @@ class GirDeblurModel(_pyfunc_base()):
 
 def log_pyfunc(mlflow, model_dir: str | Path):
     """Log model_dir's generator as the run's pyfunc model 'model'; return its model info."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
     model_dir = Path(model_dir)
-    signature = ModelSignature(inputs=Schema([ColSpec("string", "image")]),
-                               outputs=Schema([ColSpec("string", "image")]))
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(Path(__file__).with_name("mlflow_model.py")),  # models-from-code
-        artifacts={"generator": str(model_dir / WEIGHTS_FILE),
-                   "generator_spec": str(model_dir / SPEC_FILE)},
-        signature=signature,
-        pip_requirements=_requirements(),
-    )
-
-
-def _requirements() -> list[str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    reqs = []
-    for pkg in ("gir", "torch", "mlflow", "numpy", "pillow", "pandas", "scikit-image"):
-        try:
-            reqs.append(f"{pkg}=={version(pkg)}")
-        except PackageNotFoundError:
-            pass
-    return reqs
+    return log_code_model(mlflow, Path(__file__).with_name("mlflow_model.py"),
+                          {"generator": model_dir / WEIGHTS_FILE,
+                           "generator_spec": model_dir / SPEC_FILE},
+                          outputs=[("string", "image")])
 
 
 def load_pyfunc_deblurrer(uri: str, device: str = "auto") -> Deblurrer:
@@ -115,7 +84,6 @@ def register(
 ) -> dict:
     """Log + register the model, then set champion/challenger; write the decision as JSON."""
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     from gir.dataset import load_split
     from gir.evaluate import model_method, score, summarise
@@ -132,32 +100,21 @@ def register(
                            ("test_set", metrics["test_set"]),
                            ("generator", params.model.generator)):
             client.set_model_version_tag(cfg.model_name, version.version, tag, str(value))
-        try:
-            champion = client.get_model_version_by_alias(cfg.model_name, CHAMPION)
-        except MlflowException:
-            champion = None
-        decision = {"model_name": cfg.model_name, "version": int(version.version),
-                    "metric": key, "new_score": metrics[key], "champion_version": None,
-                    "champion_score": None}
-        if champion is None:
-            alias, reason = CHAMPION, "no champion yet"
-        else:
+
+        def score_champion(uri: str) -> float:
             # Score the champion now, on exactly the pairs the new model was scored on.
             pairs = load_split(data_dir, split_manifest, metrics["split"],
                                params.evaluate.max_images)
-            champ = load_pyfunc_deblurrer(f"models:/{cfg.model_name}@{CHAMPION}")
-            champ_score = summarise(score({"model": model_method(champ)}, pairs))["methods"][
+            champ = load_pyfunc_deblurrer(uri)
+            return summarise(score({"model": model_method(champ)}, pairs))["methods"][
                 "model"][key]
-            decision.update(champion_version=int(champion.version), champion_score=champ_score)
-            if metrics[key] > champ_score:
-                alias, reason = CHAMPION, (f"beats champion v{champion.version} "
-                                           f"({metrics[key]:.4f} > {champ_score:.4f} {key})")
-            else:
-                alias, reason = CHALLENGER, (f"does not beat champion v{champion.version} "
-                                             f"({metrics[key]:.4f} <= {champ_score:.4f} {key})")
-        client.set_registered_model_alias(cfg.model_name, alias, version.version)
+
+        decision = {"model_name": cfg.model_name, "version": int(version.version),
+                    **promote_by_score(client, cfg.model_name, version.version, key,
+                                       metrics[key], score_champion)}
+        alias = decision["alias"]
         mlflow.set_tags({"registered_version": version.version, "registered_alias": alias})
-        decision.update(alias=alias, reason=reason, model_uri=f"models:/{cfg.model_name}/"
+        decision.update(model_uri=f"models:/{cfg.model_name}/"
                         f"{version.version}", run_id=run.info.run_id)
     write_text_atomic(out_path, json.dumps(decision, indent=2))
     return decision

@@ -1,6 +1,6 @@
 """Time and peak memory of tiled inference on one huge image (run by hand, not a test).
 
-    python -m gir.tiling_bench --size 8192 [--model models/] [--threads 2]
+    python -m gir.tiling_bench --size 8192 [--model models/deblur/] [--threads 2]
 
 Without --model it uses a freshly initialised default generator (params.yaml's model), which
 costs exactly what a trained one does. Peak RSS is the whole process's (ru_maxrss), input and

@@ -1,4 +1,4 @@
-"""The GIR pipeline for Kubeflow: the same seven steps as dvc.yaml, as a KFP DAG.
+"""The GIR pipeline for Kubeflow: the same steps as dvc.yaml, as a KFP DAG.
 
 The pipeline's parameters are the top-level keys of params.yaml (`seed`, `data`, `train`, ...),
 with params.yaml's values as defaults, read when the pipeline is built: nothing is retyped
@@ -48,7 +48,8 @@ SECRET_KEYS = {
                     "MLFLOW_TRACKING_PASSWORD"],
 }
 SECRETS_FOR = {"ingest": [S3_SECRET], "train": [S3_SECRET, MLFLOW_SECRET],
-               "evaluate": [S3_SECRET, MLFLOW_SECRET], "register": [S3_SECRET, MLFLOW_SECRET]}
+               "evaluate": [S3_SECRET, MLFLOW_SECRET], "register": [S3_SECRET, MLFLOW_SECRET],
+               "detector": [S3_SECRET, MLFLOW_SECRET]}   # S3: MLflow's artifact store
 
 
 def param_defaults(params_file: str | Path = "params.yaml",
@@ -105,6 +106,8 @@ def build_pipeline(defaults: dict[str, Any], image: str | None = None, engine: s
                           generator=model).outputs["evaluation"]
         task(c.register, s, processed=processed, split_manifest=split, generator=model,
              evaluation=evaluation)
+        # The blur detector needs none of the data above: an independent branch.
+        task(c.detector, s, engine=engine, kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
 
     gir.__signature__ = inspect.Signature([
         inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v,
@@ -112,7 +115,8 @@ def build_pipeline(defaults: dict[str, Any], image: str | None = None, engine: s
     return dsl.pipeline(
         name=PIPELINE_NAME,
         description="GIR: ingest, validate, preprocess, split, train (GPU), evaluate, register "
-                    "to MLflow. Parameters are the sections of params.yaml.")(gir)
+                    "to MLflow; fit and register the blur detector alongside. Parameters are the "
+                    "sections of params.yaml.")(gir)
 
 
 def compile_pipeline(out: str | Path, defaults: dict, image: str | None = None) -> Path:

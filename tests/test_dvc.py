@@ -1,5 +1,5 @@
 """`dvc repro` for real: the stages run in order, a second repro does nothing, and a change to
-train.* re-runs only train and what follows it."""
+train.* re-runs only train and what follows it (not the independent detector stage)."""
 
 import json
 import os
@@ -23,6 +23,10 @@ def _dvc(*args, cwd):
     return proc.stdout
 
 
+STAGES = ("ingest", "validate", "preprocess", "split", "train", "evaluate", "register",
+          "detector")
+
+
 def test_dvc_repro_is_incremental(tmp_path, mlflow_uri):
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -34,12 +38,15 @@ def test_dvc_repro_is_incremental(tmp_path, mlflow_uri):
     _dvc("config", "core.analytics", "false", cwd=repo)
 
     out = _dvc("repro", cwd=repo)
-    for stage in ("ingest", "validate", "preprocess", "split", "train", "evaluate", "register"):
+    for stage in STAGES:
         assert f"Running stage '{stage}'" in out
     reg = json.loads((repo / "reports/registration.json").read_text())
     assert reg["alias"] == "champion"
-    metrics = json.loads(_dvc("metrics", "show", "--json", cwd=repo))
-    assert metrics  # dvc sees the metrics files
+    assert (repo / "models/deblur/generator.pt").is_file()
+    detector = json.loads((repo / "models/detector/registration.json").read_text())
+    assert detector["model_name"] == "gir-detector" and detector["alias"] == "champion"
+    metrics = json.dumps(json.loads(_dvc("metrics", "show", "--json", cwd=repo)))
+    assert "reports/metrics.json" in metrics and "reports/detector.json" in metrics
 
     again = _dvc("repro", cwd=repo)
     assert "Running stage" not in again and "up to date" in again
@@ -51,6 +58,5 @@ def test_dvc_repro_is_incremental(tmp_path, mlflow_uri):
     changed = set(json.loads(status))
     assert changed == {"train"}, changed  # evaluate/register follow through their deps
     out = _dvc("repro", cwd=repo)
-    ran = {s for s in ("ingest", "validate", "preprocess", "split", "train", "evaluate",
-                       "register") if f"Running stage '{s}'" in out}
+    ran = {s for s in STAGES if f"Running stage '{s}'" in out}
     assert ran == {"train", "evaluate", "register"}, out

@@ -1,8 +1,9 @@
 """Kubeflow: the compiled spec's structure, and `gir pipeline submit` against a recording server.
 
 The spec is checked by parsing the YAML KFP writes (not by grepping it): seven steps chained by
-their dependencies, the GPU on the training task only, retries on the data steps, the image
-on every executor, and params.yaml's sections as the pipeline's parameters and defaults.
+their dependencies plus the independent detector branch, the GPU on the training task only,
+retries on the data steps, the image on every executor, and params.yaml's sections as the
+pipeline's parameters and defaults.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pipelines import param_defaults
 
 STEPS = ["ingest", "validate", "preprocess", "split", "train", "evaluate", "register"]
 DATA_STEPS = STEPS[:4]
+ALL_TASKS = STEPS + ["detector"]   # the blur detector: an independent branch
 IMAGE = "registry.example.com/ml/gir:test"
 PARAMS = str(ROOT / "params.yaml")
 
@@ -44,17 +46,20 @@ def compiled(tmp_path_factory):
     return compile_spec(tmp_path_factory.mktemp("compile"), "--image", IMAGE)
 
 
-def test_seven_steps_in_order(compiled):
+def test_seven_steps_in_order_and_the_detector_beside_them(compiled):
     tasks = compiled[0]["root"]["dag"]["tasks"]
-    assert sorted(tasks) == sorted(STEPS)
+    assert sorted(tasks) == sorted(ALL_TASKS)
     for before, after in zip(STEPS, STEPS[1:]):
         assert before in tasks[after].get("dependentTasks", []), (before, after)
     assert "dependentTasks" not in tasks["ingest"]
+    assert "dependentTasks" not in tasks["detector"]
+    assert set(tasks["detector"]["inputs"]["parameters"]) == {"detect", "mlflow", "engine",
+                                                              "kfp_run_id"}
 
 
 def test_gpu_toleration_and_requests_on_train_only(compiled):
     spec, k8s = compiled
-    for step in STEPS:
+    for step in ALL_TASKS:
         resources = executor(spec, step).get("resources", {})
         assert resources.get("resourceCpuRequest") and resources.get("resourceMemoryRequest")
         gpu = resources.get("accelerator")
@@ -70,7 +75,7 @@ def test_gpu_toleration_and_requests_on_train_only(compiled):
 def test_retries_on_data_steps_caching_and_image_everywhere(compiled):
     spec, _ = compiled
     tasks = spec["root"]["dag"]["tasks"]
-    for step in STEPS:
+    for step in ALL_TASKS:
         assert tasks[step]["cachingOptions"]["enableCache"] is True
         retry = tasks[step].get("retryPolicy")
         assert (retry["maxRetryCount"] > 0) if step in DATA_STEPS else retry is None, step
@@ -86,6 +91,7 @@ def test_credentials_come_from_secrets(compiled):
     assert env_from_secrets("train")["MLFLOW_TRACKING_URI"] == "gir-mlflow"
     assert env_from_secrets("register")["AWS_SECRET_ACCESS_KEY"] == "gir-s3"
     assert env_from_secrets("ingest")["AWS_ACCESS_KEY_ID"] == "gir-s3"
+    assert env_from_secrets("detector")["MLFLOW_TRACKING_URI"] == "gir-mlflow"
 
 
 def test_parameters_are_params_yaml(compiled):
@@ -104,7 +110,7 @@ def test_parameters_are_params_yaml(compiled):
 def test_set_changes_defaults_and_env_sets_image(tmp_path):
     spec, _ = compile_spec(tmp_path, "--set", "train.steps=5", env={"GIR_IMAGE": "gir:from-env"})
     assert spec["root"]["inputDefinitions"]["parameters"]["train"]["defaultValue"]["steps"] == 5
-    assert {executor(spec, s)["image"] for s in STEPS} == {"gir:from-env"}
+    assert {executor(spec, s)["image"] for s in ALL_TASKS} == {"gir:from-env"}
 
 
 # ----------------------------------------------------------------------------- submit

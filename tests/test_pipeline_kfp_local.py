@@ -40,3 +40,7 @@ def test_local_run_registers_a_model_tagged_kfp_local(tmp_path):
     assert {"test.psnr", "test.ssim", "val_psnr", "loss_g"} <= set(run.data.metrics)
     version = MlflowClient().get_model_version_by_alias("gir-deblur", "champion")
     assert version.run_id == run.info.run_id
+    # The independent detector branch ran too: fitted, tracked and registered.
+    assert (run_dir / "detector" / "detector_model" / "detector.json").is_file()
+    detector = MlflowClient().get_model_version_by_alias("gir-detector", "champion")
+    assert mlflow.get_run(detector.run_id).data.tags["engine"] == "kfp-local"

@@ -1,0 +1,139 @@
+"""The blur detector is trained, tracked and registered like the deblurrer, and
+get_detector() uses what the pipeline produced: explicit file, models/detector/, the registered
+champion, then the built-in fit."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import run_gir, tiny_params
+from gir.detect import LOCAL_DETECTOR, Detector, Linear, get_detector, save_detector
+from gir.errors import GirError
+
+
+def _marked(seed: int) -> Detector:
+    """A syntactically valid detector whose fitted_on says where it came from."""
+    lin = Linear([0.0], [1.0], [[1.0]], [0.0], [0, 1])
+    return Detector(lin, lin, fitted_on={"seed": seed})
+
+
+def test_train_register_and_promote(tmp_path, mlflow_uri, monkeypatch):
+    import mlflow
+    import pandas as pd
+    from mlflow import MlflowClient
+    from skimage.data import data_dir
+
+    from gir.detect_train import train_detector
+
+    p = tiny_params()
+    out, metrics_path = tmp_path / "models/detector", tmp_path / "reports/detector.json"
+    d = train_detector(p, out, metrics_path, engine="test")
+    metrics = json.loads(metrics_path.read_text())
+    f = metrics["blur_map"]["f_measure"]
+    assert (out / "detector.json").is_file() and 0.5 < f <= 1
+    assert 0 <= metrics["blur_type"]["accuracy"] <= 1
+    assert d["alias"] == "champion" and d["version"] == 1 and d["reason"] == "no champion yet"
+    assert json.loads((out / "registration.json").read_text()) == d
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    run = mlflow.get_run(d["run_id"])
+    assert run.info.run_name == "detector" and run.data.tags["engine"] == "test"
+    assert run.data.params["detect.seed"] == "1234"
+    assert run.data.metrics["blur_map.f_measure"] == pytest.approx(f)
+    assert "detector/detector.json" in {a.path for a in MlflowClient().list_artifacts(
+        d["run_id"], "detector")}
+
+    # The registered pyfunc: image in, decision out.
+    model = mlflow.pyfunc.load_model("models:/gir-detector@champion")
+    png = base64.b64encode((Path(data_dir) / "clock_motion.png").read_bytes()).decode()
+    row = model.predict(pd.DataFrame({"image": [png]})).iloc[0]
+    assert bool(row["blurred"]) and row["blur_type"] in ("motion", "defocus", "gaussian")
+
+    # The same detector again ties the champion, re-scored now: it takes the alias.
+    again = train_detector(p, tmp_path / "again", tmp_path / "again.json", engine="test")
+    assert again["alias"] == "champion" and again["version"] == 2
+    assert again["champion_version"] == 1 and again["champion_score"] == pytest.approx(f)
+
+    # A worse one (its tile classifier inverted) is only the challenger.
+    from gir import detect_fit
+
+    real_fit = detect_fit.fit_detector
+    monkeypatch.setattr(detect_fit, "fit_detector",
+                        lambda seed, per_image: _invert(real_fit(seed, per_image)))
+    worse = train_detector(p, tmp_path / "worse", tmp_path / "worse.json", engine="test")
+    assert worse["alias"] == "challenger" and worse["new_score"] < f
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias("gir-detector", "champion").version) == "2"
+    assert str(client.get_model_version_by_alias("gir-detector", "challenger").version) == "3"
+
+    # With no detector file here, get_detector() takes the registered champion.
+    monkeypatch.delenv("GIR_DETECTOR", raising=False)
+    monkeypatch.chdir(tmp_path / "reports")
+    assert get_detector().fitted_on == json.loads((out / "detector.json").read_text())[
+        "fitted_on"]
+
+
+def _invert(det: Detector) -> Detector:
+    """The same detector with its blurred/sharp decision flipped: a clearly worse one."""
+    tiles = dataclasses.replace(det.tiles, coef=[[-c for c in row] for row in det.tiles.coef],
+                                intercept=[-c for c in det.tiles.intercept])
+    return dataclasses.replace(det, tiles=tiles)
+
+
+def test_resolution_order(tmp_path, monkeypatch, capsys):
+    """path > $GIR_DETECTOR > models/detector/detector.json > registry > built-in fit."""
+    import gir.detect
+
+    monkeypatch.setattr(gir.detect, "_fitted_detector", lambda: _marked(4))
+    monkeypatch.delenv("GIR_DETECTOR", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'none.db'}")
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    assert get_detector().fitted_on == {"seed": 4}   # no store, no file: the built-in fit
+
+    save_detector(_marked(1), project / LOCAL_DETECTOR)
+    assert get_detector().fitted_on == {"seed": 1}
+    save_detector(_marked(2), tmp_path / "env.json")
+    monkeypatch.setenv("GIR_DETECTOR", str(tmp_path / "env.json"))
+    assert get_detector().fitted_on == {"seed": 2}
+    save_detector(_marked(3), tmp_path / "given.json")
+    assert get_detector(tmp_path / "given.json").fitted_on == {"seed": 3}
+    assert capsys.readouterr().err == ""
+
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(GirError, match="not a GIR detector"):
+        get_detector(tmp_path / "bad.json")
+
+
+def test_store_without_a_detector_is_quiet(tmp_path, monkeypatch, mlflow_uri, capsys):
+    import gir.detect
+    from gir.config import MlflowConfig
+    from gir.tracking import setup
+
+    mlflow = setup(MlflowConfig(tracking_uri=mlflow_uri, experiment="other"))
+    with mlflow.start_run():   # a store that exists but has no gir-detector
+        pass
+    monkeypatch.setattr(gir.detect, "_fitted_detector", lambda: _marked(4))
+    monkeypatch.delenv("GIR_DETECTOR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert get_detector().fitted_on == {"seed": 4}
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_cli_bad_detector_is_one_line(tmp_path):
+    from skimage.data import data_dir
+
+    (tmp_path / "bad.json").write_text("[]")
+    proc = run_gir("detect", str(Path(data_dir) / "clock_motion.png"), "--detector",
+                   str(tmp_path / "bad.json"), cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"gir detect: error: detector {tmp_path / 'bad.json'}: not a GIR detector file"), lines
