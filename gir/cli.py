@@ -44,6 +44,12 @@ def _add_params(p: argparse.ArgumentParser) -> None:
                    help="override a param, e.g. --set train.steps=100 (repeatable)")
 
 
+def _add_split_data(p: argparse.ArgumentParser) -> None:
+    """The processed pairs and the split manifest, which train, evaluate, register and bench read."""
+    p.add_argument("--data", default=PROCESSED, help="processed dataset directory")
+    p.add_argument("--split", default=f"{SPLIT}/manifest.csv", help="split manifest")
+
+
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -118,8 +124,7 @@ def cmd_split(args) -> int:
 
 def _train_args(p):
     _add_params(p)
-    p.add_argument("--data", default=PROCESSED)
-    p.add_argument("--split", default=f"{SPLIT}/manifest.csv")
+    _add_split_data(p)
     p.add_argument("--out", default=MODELS)
     p.add_argument("--report", default=TRAIN_REPORT)
     p.add_argument("--checkpoints", default=CHECKPOINTS)
@@ -145,8 +150,7 @@ def _engine(given: str | None) -> str:
 
 def _evaluate_args(p):
     _add_params(p)
-    p.add_argument("--data", default=PROCESSED)
-    p.add_argument("--split", default=f"{SPLIT}/manifest.csv")
+    _add_split_data(p)
     p.add_argument("--model", default=MODELS)
     p.add_argument("--out", default=METRICS)
     p.add_argument("--per-image", default=PER_IMAGE)
@@ -167,8 +171,7 @@ def cmd_evaluate(args) -> int:
 
 def _register_args(p):
     _add_params(p)
-    p.add_argument("--data", default=PROCESSED)
-    p.add_argument("--split", default=f"{SPLIT}/manifest.csv")
+    _add_split_data(p)
     p.add_argument("--model", default=MODELS)
     p.add_argument("--metrics", default=METRICS)
     p.add_argument("--out", default=REGISTRATION)
@@ -255,8 +258,7 @@ def _bench_args(p):
                    help="registered names (default: all); args come from params or the defaults")
     p.add_argument("--model", action="append", default=[], metavar="NAME=DIR_OR_URI",
                    help="a trained model to score on the test split (repeatable)")
-    p.add_argument("--data", default=PROCESSED)
-    p.add_argument("--split", default=f"{SPLIT}/manifest.csv")
+    _add_split_data(p)
     p.add_argument("--size", default="1280x720", help="WxH for GMACs and latency")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                    help="where to time inference and training (CPU is always timed)")

@@ -154,14 +154,14 @@ class TrainConfig:
     """Optimisation. The default finishes in a few minutes on 2 CPU cores."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    steps: int = 1200
+    steps: int = 900
     batch_size: int = 8
     crop: int = 96
     lr: float = 2e-3
     lr_d: float = 2e-4
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    adversarial_start: int = 300
+    adversarial_start: int = 400
     ema_decay: float = 0.999
     amp: bool = True
     channels_last: bool = False
@@ -169,7 +169,7 @@ class TrainConfig:
     num_workers: int = 0
     checkpoint_every: int = 200
     log_every: int = 20
-    image_every: int = 400
+    image_every: int = 300
     loss: LossConfig = field(default_factory=LossConfig)
 
 

@@ -27,13 +27,10 @@ class GirDeblurModel(pyfunc_base()):
     """MLflow pyfunc: DataFrame column ``image`` (base64 file bytes) -> column ``image`` (PNG)."""
 
     def load_context(self, context):
-        import torch
-
         from gir.inference import resolve_device
 
         model_dir = Path(context.artifacts["generator"]).parent
         device = resolve_device("auto")
-        torch.set_grad_enabled(False)
         self.deblurrer = Deblurrer(load_generator(model_dir, device), device)
 
     def predict(self, context, model_input: "pd.DataFrame", params: dict | None = None):

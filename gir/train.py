@@ -306,8 +306,9 @@ def train(
                        f"over {world} processes")
     dist, device = setup_distributed(t.device)
     try:
-        return _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir,
-                      checkpoint_dir, engine, resume, stop_after)
+        with torch.enable_grad():  # robust to callers that switched autograd off globally
+            return _train(params, dist, device, data_dir, split_manifest, model_dir,
+                          report_dir, checkpoint_dir, engine, resume, stop_after)
     finally:
         if dist.world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
