@@ -120,7 +120,7 @@ class Deblurrer:
     @torch.inference_mode()
     def run_patch(self, rgb: np.ndarray) -> np.ndarray:
         """The generator on one (h, w, 3) uint8 patch, as float32 in [0, 1]."""
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device)
+        x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).to(self.device)  # own, writable copy
         x = x.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
         y = self.generator(x)[0].clamp_(0, 1).permute(1, 2, 0)
         return y.float().cpu().numpy()
