@@ -34,7 +34,6 @@ class GirDeblurModel(pyfunc_base()):
         self.deblurrer = Deblurrer(load_generator(model_dir, device), device)
 
     def predict(self, context, model_input: "pd.DataFrame", params: dict | None = None):
-
         if isinstance(model_input, dict):
             model_input = pd.DataFrame(model_input)
         if "image" not in getattr(model_input, "columns", []):
