@@ -181,13 +181,3 @@ def encode_png(arr: np.ndarray) -> bytes:
 def write_png(dest: str | os.PathLike, arr: np.ndarray) -> None:
     """Write a uint8 image as PNG atomically."""
     write_bytes_atomic(dest, encode_png(arr))
-
-
-def list_images(root: str | os.PathLike) -> list[Path]:
-    """Image files under root (recursive), sorted for determinism; hidden files skipped."""
-    root = Path(root)
-    return sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
