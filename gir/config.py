@@ -157,6 +157,7 @@ class TrainConfig:
     steps: int = 900
     batch_size: int = 8
     crop: int = 96
+    resynth: float = 0.5  # share of synthetic crops re-blurred with a fresh kernel (data.synth)
     lr: float = 2e-3
     lr_d: float = 2e-4
     weight_decay: float = 0.0
@@ -326,6 +327,8 @@ def _check_ranges(obj: Any, prefix: str) -> None:
             bad("ema_decay", "must be in [0, 1)")
         if obj.lr <= 0 or obj.lr_d <= 0:
             bad("lr", "must be positive")
+        if not 0 <= obj.resynth <= 1:
+            bad("resynth", "must be between 0 and 1")
     if isinstance(obj, SynthConfig):
         for k in ("motion_length", "defocus_radius", "gaussian_sigma", "noise_sigma"):
             v = getattr(obj, k)

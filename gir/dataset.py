@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from gir import blur as synthetic_blur
+from gir.config import SynthConfig
 from gir.errors import GirError
 from gir.imageio import read_rgb
 from gir.manifest import read_manifest, resolve
@@ -57,9 +59,16 @@ def to_uint8(t: torch.Tensor) -> np.ndarray:
 
 
 class CropDataset(Dataset):
-    """Aligned random crops with flips and 90-degree rotations; item i is fixed by (seed, i)."""
+    """Aligned random crops with flips and 90-degree rotations; item i is fixed by (seed, i).
 
-    def __init__(self, pairs: list[Pair], crop: int, length: int, seed: int):
+    With ``resynth`` > 0, that share of crops from synthetic pairs get a freshly drawn blur
+    (a new kernel and noise from ``synth``, applied to the sharp crop) instead of the stored
+    one: a few photos then teach thousands of kernels rather than the six each was stored with.
+    Pairs without a kernel (GoPro, real blur) are always used as stored.
+    """
+
+    def __init__(self, pairs: list[Pair], crop: int, length: int, seed: int,
+                 resynth: float = 0.0, synth: SynthConfig | None = None):
         if not pairs:
             raise GirError("train: no training pairs (is the train split empty?)")
         small = [p for p in pairs if min(p.blur.shape[:2]) < crop]
@@ -68,6 +77,7 @@ class CropDataset(Dataset):
             raise GirError(f"train.crop: {crop}px is larger than pair {p.pair_id} "
                            f"({p.blur.shape[1]}x{p.blur.shape[0]}); lower train.crop")
         self.pairs, self.crop, self.length, self.seed = pairs, crop, length, seed
+        self.resynth, self.synth = resynth, synth or SynthConfig()
         # Larger images are drawn more often, so every pixel is about equally likely.
         areas = np.array([p.blur.shape[0] * p.blur.shape[1] for p in pairs], float)
         self.weights = areas / areas.sum()
@@ -80,11 +90,28 @@ class CropDataset(Dataset):
         pair = self.pairs[rng.choice(len(self.pairs), p=self.weights)]
         h, w = pair.blur.shape[:2]
         y, x = rng.integers(0, h - self.crop + 1), rng.integers(0, w - self.crop + 1)
-        b = pair.blur[y: y + self.crop, x: x + self.crop]
-        s = pair.sharp[y: y + self.crop, x: x + self.crop]
         k = int(rng.integers(4))
         flip = bool(rng.integers(2))
+        b = pair.blur[y: y + self.crop, x: x + self.crop]
+        s = pair.sharp[y: y + self.crop, x: x + self.crop]
+        if self.resynth > 0 and pair.kernel_path and rng.random() < self.resynth:
+            b = self._fresh_blur(pair.sharp, y, x, rng)  # same crop and turn, new blur
         b, s = np.rot90(b, k), np.rot90(s, k)
         if flip:
             b, s = b[:, ::-1], s[:, ::-1]
         return to_tensor(b), to_tensor(s)
+
+    def _fresh_blur(self, sharp: np.ndarray, y: int, x: int,
+                    rng: np.random.Generator) -> np.ndarray:
+        """The crop at (y, x) blurred anew: the sharp crop plus a kernel-sized margin is
+        degraded as the source degrades whole photos (reflected at the photo's borders)."""
+        sy = self.synth
+        spec = synthetic_blur.random_blur(
+            str(rng.choice(sy.kinds)), rng, tuple(sy.motion_length), tuple(sy.defocus_radius),
+            tuple(sy.gaussian_sigma), tuple(sy.noise_sigma))
+        pad = spec.kernel.shape[0] // 2
+        h, w = sharp.shape[:2]
+        y0, x0 = max(y - pad, 0), max(x - pad, 0)
+        y1, x1 = min(y + self.crop + pad, h), min(x + self.crop + pad, w)
+        region = synthetic_blur.degrade(sharp[y0:y1, x0:x1], spec, rng)
+        return region[y - y0: y - y0 + self.crop, x - x0: x - x0 + self.crop]

@@ -339,7 +339,8 @@ def _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir
     seed_everything(params.seed)
     train_pairs = load_split(data_dir, split_manifest, "train")
     val_pairs = load_split(data_dir, split_manifest, "val", max_images=4) if dist.main else []
-    dataset = CropDataset(train_pairs, t.crop, t.steps * t.batch_size, params.seed)
+    dataset = CropDataset(train_pairs, t.crop, t.steps * t.batch_size, params.seed,
+                          t.resynth, params.data.synth)
     trainer = Trainer(params, device, dist)
     ckpt_path = checkpoint_dir / CHECKPOINT
     ckpt = _load_checkpoint(ckpt_path, params) if resume else None

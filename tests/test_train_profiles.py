@@ -15,9 +15,18 @@ def test_gpu_profile_overrides_only_what_it_names():
     assert gpu.train.amp and gpu.train.channels_last and gpu.train.device == "cuda"
     assert gpu.data == base.data and gpu.evaluate == base.evaluate  # inherited
     assert gpu.train.loss == base.train.loss
-    assert gpu.model.generator_args["width"] == 32  # replaced whole, not merged
+    assert gpu.model.generator_args["width"] == 20  # replaced whole, not merged
     over = load_params(ROOT / "profiles/gpu.yaml", ["train.steps=10"])
     assert over.train.steps == 10 and over.train.crop == 256
+
+
+def test_gpu_profile_generator_fits_the_mobile_budget():
+    """DeblurGAN-v2's MobileNet variant costs about 44 GMACs at 1280x720: so may ours."""
+    from gir.bench import count_gmacs
+    from gir.config import load_params
+
+    gpu = load_params(ROOT / "profiles/gpu.yaml")
+    assert count_gmacs(gpu.model.generator, gpu.model.generator_args) <= 45
 
 
 def test_profile_base_must_be_another_file(tmp_path):
