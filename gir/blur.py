@@ -119,6 +119,13 @@ def random_blur(
     raise ValueError(f"unknown blur kind {kind!r} (expected one of {', '.join(BLUR_KINDS)})")
 
 
+def synth_blur(kind: str, rng: np.random.Generator, synth) -> BlurSpec:
+    """random_blur with the ranges of the ``data.synth`` params (a SynthConfig): ingest and
+    training's fresh blurs draw from the same distribution through this one call."""
+    return random_blur(kind, rng, tuple(synth.motion_length), tuple(synth.defocus_radius),
+                       tuple(synth.gaussian_sigma), tuple(synth.noise_sigma))
+
+
 def convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Convolve each channel of a float image with kernel, reflecting at the borders."""
     pad = kernel.shape[0] // 2

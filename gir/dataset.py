@@ -61,7 +61,7 @@ def to_uint8(t: torch.Tensor) -> np.ndarray:
 class CropDataset(Dataset):
     """Aligned random crops with flips and 90-degree rotations; item i is fixed by (seed, i).
 
-    With ``resynth`` > 0, that share of crops from synthetic pairs get a freshly drawn blur
+    With ``resynth`` > 0, that share of crops from synthetic pairs gets a freshly drawn blur
     (a new kernel and noise from ``synth``, applied to the sharp crop) instead of the stored
     one: a few photos then teach thousands of kernels rather than the six each was stored with.
     Pairs without a kernel (GoPro, real blur) are always used as stored.
@@ -105,10 +105,7 @@ class CropDataset(Dataset):
                     rng: np.random.Generator) -> np.ndarray:
         """The crop at (y, x) blurred anew: the sharp crop plus a kernel-sized margin is
         degraded as the source degrades whole photos (reflected at the photo's borders)."""
-        sy = self.synth
-        spec = synthetic_blur.random_blur(
-            str(rng.choice(sy.kinds)), rng, tuple(sy.motion_length), tuple(sy.defocus_radius),
-            tuple(sy.gaussian_sigma), tuple(sy.noise_sigma))
+        spec = synthetic_blur.synth_blur(str(rng.choice(self.synth.kinds)), rng, self.synth)
         pad = spec.kernel.shape[0] // 2
         h, w = sharp.shape[:2]
         y0, x0 = max(y - pad, 0), max(x - pad, 0)

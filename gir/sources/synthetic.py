@@ -56,10 +56,7 @@ def synthesize_pairs(
     rows = []
     for i in range(synth.per_image):
         kind = synth.kinds[i % len(synth.kinds)]
-        spec = blur.random_blur(
-            kind, rng, tuple(synth.motion_length), tuple(synth.defocus_radius),
-            tuple(synth.gaussian_sigma), tuple(synth.noise_sigma),
-        )
+        spec = blur.synth_blur(kind, rng, synth)
         blurred = blur.degrade(sharp, spec, rng)
         pair_id = f"{name}-{i:02d}"
         blur_png = encode_png(blurred)
