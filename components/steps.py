@@ -23,7 +23,7 @@ component = dsl.component(base_image=IMAGE, install_kfp_package=False)
 def ingest(seed: int, data: dict, raw: Output[Dataset]):
     """Run the configured data source; `raw` holds manifest.csv and the pairs it names."""
     from gir.config import params_from_struct
-    from gir.ingest import ingest as step
+    from gir.steps.ingest import ingest as step
 
     step(params_from_struct({"seed": seed, "data": data}), raw.path)
 
@@ -38,7 +38,7 @@ def validate(validate: dict, raw: Input[Dataset], validated: Output[Dataset],
     from pathlib import Path
 
     from gir.config import params_from_struct
-    from gir.validate import validate as step
+    from gir.steps.validate import validate as step
 
     report_dir = Path(tempfile.mkdtemp())
     try:
@@ -57,7 +57,7 @@ def preprocess(preprocess: dict, raw: Input[Dataset], validated: Input[Dataset],
                processed: Output[Dataset]):
     """Resize and normalise the pairs that passed the gate."""
     from gir.config import params_from_struct
-    from gir.preprocess import preprocess as step
+    from gir.steps.preprocess import preprocess as step
 
     step(params_from_struct({"preprocess": preprocess}).preprocess, raw.path,
          f"{validated.path}/manifest.csv", processed.path)
@@ -67,7 +67,7 @@ def preprocess(preprocess: dict, raw: Input[Dataset], validated: Input[Dataset],
 def split(seed: int, split: dict, processed: Input[Dataset], split_manifest: Output[Dataset]):
     """Assign train/val/test by scene; `split_manifest` holds manifest.csv."""
     from gir.config import params_from_struct
-    from gir.split import split as step
+    from gir.steps.split import split as step
 
     p = params_from_struct({"seed": seed, "split": split})
     step(p.split, p.seed, processed.path, split_manifest.path)
@@ -87,7 +87,7 @@ def train(seed: int, data: dict, validate: dict, preprocess: dict, split: dict, 
     import tempfile
 
     from gir.config import params_from_struct
-    from gir.train import train as step
+    from gir.steps.train import train as step
 
     os.environ["GIR_KFP_RUN_ID"] = kfp_run_id
     params = params_from_struct({
@@ -106,7 +106,7 @@ def evaluate(evaluate: dict, mlflow: dict, processed: Input[Dataset],
     from pathlib import Path
 
     from gir.config import params_from_struct
-    from gir.evaluate import evaluate as step
+    from gir.steps.evaluate import evaluate as step
 
     p = params_from_struct({"evaluate": evaluate, "mlflow": mlflow})
     out = Path(evaluation.path)
@@ -124,7 +124,7 @@ def register(model: dict, evaluate: dict, register: dict, mlflow: dict,
              registration: Output[Artifact]):
     """Register the model in MLflow; champion only if it beats the champion on this test set."""
     from gir.config import params_from_struct
-    from gir.registry import register as step
+    from gir.steps.register import register as step
 
     p = params_from_struct({"model": model, "evaluate": evaluate, "register": register,
                           "mlflow": mlflow})
@@ -142,7 +142,7 @@ def detector(detect: dict, mlflow: dict, engine: str, kfp_run_id: str,
     from pathlib import Path
 
     from gir.config import params_from_struct
-    from gir.detect_train import train_detector as step
+    from gir.steps.detector import train_detector as step
 
     os.environ["GIR_KFP_RUN_ID"] = kfp_run_id
     p = params_from_struct({"detect": detect, "mlflow": mlflow})

@@ -127,7 +127,7 @@ class SplitConfig:
 
 @dataclass
 class ModelConfig:
-    """Architectures, chosen by name through gir.models' registry."""
+    """Architectures, chosen by name through gir.nn' registry."""
 
     generator: str = "nafnet"
     generator_args: dict[str, Any] = field(default_factory=dict)

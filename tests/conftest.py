@@ -68,13 +68,13 @@ def tiny_run(tmp_path_factory):
     """
     from types import SimpleNamespace
 
-    from gir.evaluate import evaluate
-    from gir.ingest import ingest
-    from gir.preprocess import preprocess
-    from gir.registry import register
-    from gir.split import split
-    from gir.train import train
-    from gir.validate import validate
+    from gir.steps.evaluate import evaluate
+    from gir.steps.ingest import ingest
+    from gir.steps.preprocess import preprocess
+    from gir.steps.register import register
+    from gir.steps.split import split
+    from gir.steps.train import train
+    from gir.steps.validate import validate
 
     root = tmp_path_factory.mktemp("tiny_run")
     uri = f"sqlite:///{root / 'mlflow.db'}"

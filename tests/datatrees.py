@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from gir.sources.sample import load_sample_image
-from gir.sources.synthetic import cap_size
+from gir.data.sources.sample import load_sample_image
+from gir.data.sources.synthetic import cap_size
 
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "retina", "hubble_deep_field",
           "motorcycle_left", "immunohistochemistry"]
@@ -188,13 +188,13 @@ def run_pipeline(params, root: Path) -> dict:
     """
     import os
 
-    from gir.evaluate import evaluate
-    from gir.ingest import ingest
-    from gir.preprocess import preprocess
-    from gir.registry import register
-    from gir.split import split
-    from gir.train import train
-    from gir.validate import validate
+    from gir.steps.evaluate import evaluate
+    from gir.steps.ingest import ingest
+    from gir.steps.preprocess import preprocess
+    from gir.steps.register import register
+    from gir.steps.split import split
+    from gir.steps.train import train
+    from gir.steps.validate import validate
 
     cwd = os.getcwd()
     os.chdir(root)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from gir.dataset import Pair
+from gir.data.dataset import Pair
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def known_blur(tmp_path):
     """A photo blurred with a known motion kernel exactly as the synthetic sources do."""
     from skimage import data
 
-    from gir.blur import convolve, motion_kernel
+    from gir.data.blur import convolve, motion_kernel
 
     sharp = data.astronaut()[100:228, 150:278]
     kernel = motion_kernel(13.0, np.random.default_rng(3))
@@ -26,7 +26,7 @@ def known_blur(tmp_path):
 
 def test_wiener_and_rl_with_true_kernel_recover_known_blur(known_blur):
     """skimage's deconvolutions, checked on a case with a known answer before being trusted."""
-    from gir.evaluate import REFERENCES, psnr
+    from gir.rectifier.scoring import REFERENCES, psnr
 
     p = known_blur
     base = psnr(p.sharp, p.blur)
@@ -36,7 +36,7 @@ def test_wiener_and_rl_with_true_kernel_recover_known_blur(known_blur):
 
 
 def test_gmacs_are_counted_not_guessed():
-    from gir.bench import count_gmacs
+    from gir.benchmarks.models import count_gmacs
 
     # nafnet's first 3x3 conv alone (3->8 on 64x64) is 64*64*8*3*9 MACs; the total scales with
     # the pixel count (up to the few per-image channel-attention MACs)
@@ -47,8 +47,8 @@ def test_gmacs_are_counted_not_guessed():
 
 
 def test_bench_table_for_every_generator(tiny_run, tmp_path, mlflow_uri):
-    from gir.bench import bench
-    from gir.models import generator_names
+    from gir.benchmarks.models import bench
+    from gir.nn import generator_names
     from tests.test_models import TINY_ARGS
 
     data = tiny_run.root / "data"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from gir import blur
+from gir.data import blur
 
 
 @pytest.mark.parametrize("make", [

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gir import blur
+from gir.data import blur
 from gir.config import SynthConfig
-from gir.dataset import CropDataset, Pair
+from gir.data.dataset import CropDataset, Pair
 
 
 def _pair(kernel_path: str, seed: int = 0) -> Pair:

@@ -7,18 +7,23 @@ import json
 import numpy as np
 import pytest
 
-from gir.blur import degrade, random_blur
-from gir.detect import BLURRED, FLAT, detect, get_detector, overlay
-from gir.imageio import read_image
-from gir.sources.sample import load_sample_image, skimage_data_dir
+from gir.data.blur import degrade, random_blur
+from gir.rectifier.detect import BLURRED, FLAT, detect as detect_with, overlay
+from gir.tracking.resolve import resolve_detector as get_detector
+
+
+def detect(rgb):
+    return detect_with(rgb, get_detector())
+from gir.data.imageio import read_image
+from gir.data.sources.sample import load_sample_image, skimage_data_dir
 from tests.conftest import ROOT, run_gir
 
 
 @pytest.fixture(scope="module")
 def evaluation():
-    from gir.detect_fit import evaluate_detector
+    from gir.rectifier.detect_fit import evaluate_detector
 
-    return evaluate_detector(per_image=6)   # `gir detect-eval` reports per_image=12
+    return evaluate_detector(get_detector(), per_image=6)   # `gir detect-eval` reports per_image=12
 
 
 def test_blur_map_f_measure_on_held_out_composites(evaluation):
@@ -36,7 +41,7 @@ def test_blur_type_accuracy_on_held_out_images(evaluation):
 
 
 def test_held_out_photos_are_not_the_fitting_photos():
-    from gir.detect_fit import FIT_IMAGES, HELD_OUT_IMAGES
+    from gir.rectifier.detect_fit import FIT_IMAGES, HELD_OUT_IMAGES
 
     assert not set(FIT_IMAGES) & set(HELD_OUT_IMAGES)
     assert get_detector().fitted_on["images"] == list(FIT_IMAGES)

@@ -1,5 +1,5 @@
 """The blur detector is trained, tracked and registered like the deblurrer, and
-get_detector() uses what the pipeline produced: explicit file, models/detector/, the registered
+resolve_detector() uses what the pipeline produced: explicit file, models/detector/, the registered
 champion, then the built-in fit."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_gir, tiny_params
-from gir.detect import LOCAL_DETECTOR, Detector, Linear, get_detector, save_detector
+from gir.rectifier.detect import Detector, Linear, save_detector
+from gir.tracking.resolve import LOCAL_DETECTOR, resolve_detector as get_detector
 from gir.errors import GirError
 
 
@@ -28,7 +29,7 @@ def test_train_register_and_promote(tmp_path, mlflow_uri, monkeypatch):
     from mlflow import MlflowClient
     from skimage.data import data_dir
 
-    from gir.detect_train import train_detector
+    from gir.steps.detector import train_detector
 
     p = tiny_params()
     out, metrics_path = tmp_path / "models/detector", tmp_path / "reports/detector.json"
@@ -60,7 +61,7 @@ def test_train_register_and_promote(tmp_path, mlflow_uri, monkeypatch):
     assert again["champion_version"] == 1 and again["champion_score"] == pytest.approx(f)
 
     # A worse one (its tile classifier inverted) is only the challenger.
-    from gir import detect_fit
+    from gir.rectifier import detect_fit
 
     real_fit = detect_fit.fit_detector
     monkeypatch.setattr(detect_fit, "fit_detector",
@@ -87,9 +88,9 @@ def _invert(det: Detector) -> Detector:
 
 def test_resolution_order(tmp_path, monkeypatch, capsys):
     """path > $GIR_DETECTOR > models/detector/detector.json > registry > built-in fit."""
-    import gir.detect
+    import gir.tracking.resolve
 
-    monkeypatch.setattr(gir.detect, "_fitted_detector", lambda: _marked(4))
+    monkeypatch.setattr(gir.tracking.resolve, "builtin_detector", lambda: _marked(4))
     monkeypatch.delenv("GIR_DETECTOR", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'none.db'}")
     project = tmp_path / "project"
@@ -112,14 +113,14 @@ def test_resolution_order(tmp_path, monkeypatch, capsys):
 
 
 def test_store_without_a_detector_is_quiet(tmp_path, monkeypatch, mlflow_uri, capsys):
-    import gir.detect
+    import gir.tracking.resolve
     from gir.config import MlflowConfig
-    from gir.tracking import setup
+    from gir.tracking.runs import setup
 
     mlflow = setup(MlflowConfig(tracking_uri=mlflow_uri, experiment="other"))
     with mlflow.start_run():   # a store that exists but has no gir-detector
         pass
-    monkeypatch.setattr(gir.detect, "_fitted_detector", lambda: _marked(4))
+    monkeypatch.setattr(gir.tracking.resolve, "builtin_detector", lambda: _marked(4))
     monkeypatch.delenv("GIR_DETECTOR", raising=False)
     monkeypatch.chdir(tmp_path)
     assert get_detector().fitted_on == {"seed": 4}

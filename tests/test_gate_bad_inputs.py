@@ -11,9 +11,9 @@ from datatrees import (FOLDER_EXPECT, GOPRO_EXPECT, make_folder_tree, make_gopro
                        tree_hashes)
 
 from gir.errors import GateFailed
-from gir.ingest import ingest
-from gir.manifest import read_manifest
-from gir.validate import validate
+from gir.steps.ingest import ingest
+from gir.data.manifest import read_manifest
+from gir.steps.validate import validate
 
 
 def _gate(params, tmp_path: Path):

@@ -31,11 +31,11 @@ def quick_model(tmp_path_factory):
 def test_champion_beats_blurred_input_on_an_unseen_photo(quick_model, tmp_path):
     from PIL import Image
 
-    from gir import blur
-    from gir.evaluate import psnr
+    from gir.data import blur
+    from gir.rectifier.scoring import psnr
     from gir.config import load_params
-    from gir.sources.sample import load_sample_image
-    from gir.sources.synthetic import cap_size
+    from gir.data.sources.sample import load_sample_image
+    from gir.data.sources.synthetic import cap_size
 
     assert "camera" not in load_params(ROOT / "params.yaml").data.sample.images
     sharp = cap_size(load_sample_image("camera"), 512)

@@ -10,8 +10,8 @@ from datatrees import blurred, jpeg_bytes, near_copy, photo
 from PIL import Image
 
 from gir.errors import BadImageError
-from gir.facts import hamming, image_facts, phash, sharpness
-from gir.imageio import decode_image
+from gir.data.facts import hamming, image_facts, phash, sharpness
+from gir.data.imageio import decode_image
 
 
 def _png(img: Image.Image, **kw) -> bytes:

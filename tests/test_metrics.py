@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gir.evaluate import psnr, ssim, summarise, unsharp_reference
+from gir.rectifier.scoring import psnr, ssim, summarise, unsharp_reference
 
 
 def test_psnr_matches_the_formula():
@@ -28,9 +28,9 @@ def test_ssim_matches_the_formula_on_flat_images():
 
 
 def test_unsharp_reference_sharpens_each_channel_sanely():
-    from gir import blur
-    from gir.sources.sample import load_sample_image
-    from gir.sources.synthetic import cap_size
+    from gir.data import blur
+    from gir.data.sources.sample import load_sample_image
+    from gir.data.sources.synthetic import cap_size
 
     sharp = cap_size(load_sample_image("astronaut"), 128)
     rng = np.random.default_rng(0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gir import losses
-from gir.models import build_discriminator, build_generator, generator_names
+from gir.nn import losses
+from gir.nn import build_discriminator, build_generator, generator_names
 
 # Tiny widths: the architectures, not their capacity, are under test.
 TINY_ARGS = {
@@ -42,7 +42,7 @@ def test_resnet_has_global_skip():
 
 
 def test_fourier_branch_changes_output_and_learns():
-    from gir.models.fourier_unet import SpectralBlock
+    from gir.nn.fourier_unet import SpectralBlock
 
     torch.manual_seed(0)
     g = build_generator("fourier_unet", TINY_ARGS["fourier_unet"])
@@ -66,7 +66,7 @@ def test_fourier_branch_changes_output_and_learns():
 
 def test_spectral_block_is_not_the_seed_noop():
     """The branch acts on the spectrum: it mixes frequencies a 1x1 spatial conv cannot."""
-    from gir.models.fourier_unet import SpectralBlock
+    from gir.nn.fourier_unet import SpectralBlock
 
     torch.manual_seed(0)
     b = SpectralBlock(4)

@@ -21,7 +21,7 @@ def exported(tiny_run, tmp_path_factory):
 def test_onnx_matches_pytorch(tiny_run, exported, hw):
     import onnxruntime as ort
 
-    from gir.inference import load_generator
+    from gir.rectifier.inference import load_generator
 
     model = load_generator(tiny_run.root / "models")
     x = torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(0))
@@ -34,8 +34,8 @@ def test_onnx_matches_pytorch(tiny_run, exported, hw):
 
 
 def test_deblur_cli_with_onnx_runtime(tiny_run, exported, tmp_path):
-    from gir.imageio import read_rgb, write_png
-    from gir.inference import Deblurrer, load_generator
+    from gir.data.imageio import read_rgb, write_png
+    from gir.rectifier.inference import Deblurrer, load_generator
 
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (41, 57, 3), dtype=np.uint8)

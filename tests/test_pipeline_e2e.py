@@ -6,7 +6,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from gir.manifest import read_manifest
+from gir.data.manifest import read_manifest
 
 
 def test_run_is_tracked_with_params_tags_metrics_and_figure(tiny_run):
@@ -50,8 +50,8 @@ def test_promotion_compares_on_the_same_test_data(tiny_run, tmp_path, monkeypatc
     """A second, worse model (untrained weights) must not take the champion alias."""
     import shutil
 
-    from gir.inference import load_generator, save_generator
-    from gir.registry import register
+    from gir.rectifier.inference import load_generator, save_generator
+    from gir.steps.register import register
 
     monkeypatch.chdir(tiny_run.root)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'copy.db'}")

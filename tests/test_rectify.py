@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 
-from gir.blur import degrade, random_blur
-from gir.imageio import read_image, write_png
-from gir.rectify import rectify_files
-from gir.sources.sample import load_sample_image
+from gir.data.blur import degrade, random_blur
+from gir.data.imageio import read_image, write_png
+from gir.rectifier.rectify import rectify_files
+from gir.tracking.resolve import resolve_detector
+from gir.data.sources.sample import load_sample_image
 from tests.conftest import ROOT, run_gir
 
 
@@ -38,7 +39,8 @@ def test_rectify_deblurs_only_the_blurred_photo(tmp_path):
     model = CountingDeblurrer()
     out = tmp_path / "out"
     summary = rectify_files([str(tmp_path / "sharp.png"), str(tmp_path / "shaky.png"),
-                             str(tmp_path / "missing.png")], out, lambda: model, progress=False)
+                             str(tmp_path / "missing.png")], out, lambda: model,
+                             resolve_detector(), progress=False)
     assert model.calls == 1
     assert summary["deblurred"] == 1 and summary["untouched"] == 1 and len(summary["failed"]) == 1
     assert np.array_equal(read_image(out / "sharp.png")[0], sharp)          # untouched
@@ -58,7 +60,7 @@ def test_rectify_sharp_only_never_loads_a_model(tmp_path):
         raise AssertionError("model loaded for a sharp photo")
 
     summary = rectify_files([str(tmp_path / "sharp.png")], tmp_path / "out", no_model,
-                            progress=False)
+                            resolve_detector(), progress=False)
     assert summary["untouched"] == 1
 
 

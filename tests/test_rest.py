@@ -19,8 +19,8 @@ import urllib.request
 
 import numpy as np
 
-from gir.imageio import decode_image, encode_png
-from gir.sources.sample import load_sample_image
+from gir.data.imageio import decode_image, encode_png
+from gir.data.sources.sample import load_sample_image
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ import pytest
 from conftest import run_gir, tiny_params
 from datatrees import make_folder_tree, run_pipeline, tree_hashes
 
-from gir.manifest import read_manifest
+from gir.data.manifest import read_manifest
 
 CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
          "AWS_DEFAULT_REGION": "us-east-1"}
@@ -109,7 +109,7 @@ def test_folder_from_s3_to_registered_model_then_deblur_s3(s3, tmp_path, mlflow_
     assert "exact duplicate" in reasons["s3://gir-photos/shoot/odd/copy_of_coffee.jpg"]
     # Re-ingest from S3: unchanged objects reuse their pairs (content addressing).
     before = {p: p.stat().st_mtime_ns for p in (proj / "data/raw/blur").iterdir()}
-    from gir.ingest import ingest
+    from gir.steps.ingest import ingest
 
     ingest(params, proj / "data/raw")
     assert {p: p.stat().st_mtime_ns for p in (proj / "data/raw/blur").iterdir()} == before

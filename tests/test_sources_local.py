@@ -8,10 +8,10 @@ import pytest
 from conftest import run_gir, tiny_params
 from datatrees import make_gopro_tree, photo, save
 
-import gir.facts
+import gir.data.facts
 from gir.errors import GirError
-from gir.ingest import ingest
-from gir.manifest import read_manifest, resolve
+from gir.steps.ingest import ingest
+from gir.data.manifest import read_manifest, resolve
 
 
 def test_gopro_variant_and_limits(tmp_path):
@@ -52,8 +52,8 @@ def test_incremental_ingest_processes_only_new_files(tmp_path, monkeypatch):
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.png")}
 
     decoded: list[str] = []
-    real = gir.facts.image_facts
-    monkeypatch.setattr(gir.facts, "image_facts",
+    real = gir.data.facts.image_facts
+    monkeypatch.setattr(gir.data.facts, "image_facts",
                         lambda data, name, *a: decoded.append(name) or real(data, name, *a))
     save(src / "sub/rocket.png", photo("rocket"))
     second = read_manifest(ingest(_folder_params(src), out))

@@ -9,8 +9,8 @@ from conftest import tiny_params
 from datatrees import make_gopro_tree, run_pipeline
 from mlflow import MlflowClient
 
-import gir.sources.unsplash as unsplash
-from gir.manifest import read_manifest
+import gir.data.sources.unsplash as unsplash
+from gir.data.manifest import read_manifest
 
 pytestmark = pytest.mark.slow
 # The data path is what is under test here: the shortest training that still registers.

@@ -12,10 +12,10 @@ import pytest
 from conftest import run_gir, tiny_params
 from datatrees import PHOTOS, jpeg_bytes, photo
 
-import gir.sources.unsplash as unsplash
+import gir.data.sources.unsplash as unsplash
 from gir.errors import GirError
-from gir.ingest import ingest
-from gir.manifest import read_manifest
+from gir.steps.ingest import ingest
+from gir.data.manifest import read_manifest
 
 KEY = "test-key-SECRET-0123"
 

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 
 from gir.errors import GateFailed
-from gir.imageio import read_rgb
-from gir.ingest import ingest
-from gir.manifest import COLUMNS, read_manifest, resolve, sha256_file
-from gir.preprocess import preprocess
-from gir.split import assign_scenes, split
-from gir.validate import validate
+from gir.data.imageio import read_rgb
+from gir.steps.ingest import ingest
+from gir.data.manifest import COLUMNS, read_manifest, resolve, sha256_file
+from gir.steps.preprocess import preprocess
+from gir.steps.split import assign_scenes, split
+from gir.steps.validate import validate
 from tests.conftest import tiny_params
 
 
@@ -115,6 +115,6 @@ def test_assign_scenes_fractions_and_motorcycle_pair():
 
 
 def test_sample_stereo_pair_is_one_scene(raw):
-    from gir.sources.sample import SAMPLE_IMAGES
+    from gir.data.sources.sample import SAMPLE_IMAGES
 
     assert SAMPLE_IMAGES["motorcycle_left"][1] == SAMPLE_IMAGES["motorcycle_right"][1]

@@ -37,7 +37,7 @@ def test_two_process_ddp_run_matches_one_process(tiny_run, tmp_path, mlflow_uri)
 
 def test_batch_must_split_over_processes(monkeypatch, tmp_path):
     from gir.errors import GirError
-    from gir.train import train
+    from gir.steps.train import train
     from tests.conftest import tiny_params
 
     monkeypatch.setenv("WORLD_SIZE", "3")

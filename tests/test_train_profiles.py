@@ -22,7 +22,7 @@ def test_gpu_profile_overrides_only_what_it_names():
 
 def test_gpu_profile_generator_fits_the_mobile_budget():
     """DeblurGAN-v2's MobileNet variant costs about 44 GMACs at 1280x720: so may ours."""
-    from gir.bench import count_gmacs
+    from gir.benchmarks.models import count_gmacs
     from gir.config import load_params
 
     gpu = load_params(ROOT / "profiles/gpu.yaml")

@@ -76,7 +76,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_run, tmp_path, mlfl
 
 def test_resume_refuses_a_checkpoint_of_other_params(tiny_run, tmp_path, mlflow_uri):
     from gir.errors import GirError
-    from gir.train import train
+    from gir.steps.train import train
 
     import pytest
 

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gir.blur import degrade, random_blur
-from gir.imageio import decode_image, encode_png, read_image
-from gir.sources.sample import load_sample_image
+from gir.data.blur import degrade, random_blur
+from gir.data.imageio import decode_image, encode_png, read_image
+from gir.data.sources.sample import load_sample_image
 from tests.conftest import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
@@ -46,7 +46,7 @@ class Brighten:
 def client():
     from fastapi.testclient import TestClient
 
-    from gir.webapp import Limits, create_app
+    from gir.serving.webapp import Limits, create_app
 
     app = create_app(limits=Limits(max_bytes=300_000, max_pixels=200_000), deblurrer=Brighten())
     return TestClient(app)
@@ -99,7 +99,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tiny_run, tmp_path_factory):
     """`gir serve` in a subprocess on a free loopback port, with the tiny run's model."""
-    from gir.detect import get_detector
+    from gir.tracking.resolve import resolve_detector as get_detector
 
     get_detector()   # fit/cache the detector here, not inside the server's first request
     port = free_port()

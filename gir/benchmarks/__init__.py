@@ -1,0 +1,1 @@
+"""Benchmarks behind `gir bench`: generator cost and quality, tiled-inference memory."""

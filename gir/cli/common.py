@@ -1,0 +1,55 @@
+"""What every `gir` verb module shares: the verb registry, default paths, params flags."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+# Default locations; dvc.yaml names the same paths explicitly.
+RAW, VALIDATED, PROCESSED, SPLIT = "data/raw", "data/validated", "data/processed", "data/split"
+MODELS, DETECTOR, CHECKPOINTS = "models/deblur", "models/detector", "checkpoints"
+QUALITY, TRAIN_REPORT = "reports/quality", "reports/train"
+METRICS, PER_IMAGE, REGISTRATION = "reports/metrics.json", "reports/eval_per_image.csv", \
+    "reports/registration.json"
+DETECTOR_METRICS = "reports/detector.json"
+
+COMMANDS: dict[str, tuple[Callable, Callable, str]] = {}
+
+
+def command(name: str, help: str):
+    """Register `gir NAME`: the decorated function adds arguments and returns the runner."""
+    def deco(add_args):
+        def wrap(run):
+            COMMANDS[name] = (add_args, run, help)
+            return run
+        return wrap
+    return deco
+
+
+def params_from_args(args):
+    from gir.config import load_params
+
+    return load_params(args.params, args.set)
+
+
+def add_params(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a param, e.g. --set train.steps=100 (repeatable)")
+
+
+def add_split_data(p: argparse.ArgumentParser) -> None:
+    """The processed pairs and the split manifest, which train, evaluate, register and bench read."""
+    p.add_argument("--data", default=PROCESSED, help="processed dataset directory")
+    p.add_argument("--split", default=f"{SPLIT}/manifest.csv", help="split manifest")
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def engine_tag(given: str | None) -> str:
+    import os
+
+    return given or os.environ.get("GIR_ENGINE", "cli")

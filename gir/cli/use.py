@@ -1,0 +1,210 @@
+"""The user verbs: promote, deblur, export, bench, detect, rectify, serve."""
+
+from __future__ import annotations
+
+from gir.cli.common import add_params, add_split_data, command, params_from_args, say
+
+
+def _promote_args(p):
+    add_params(p)
+    p.add_argument("version", type=int, help="registered model version")
+    p.add_argument("--alias", default="champion", help="alias to move (default: champion)")
+
+
+@command("promote", "point a registry alias (champion) at a model version by hand")(_promote_args)
+def cmd_promote(args) -> int:
+    from gir.steps.register import promote
+    from gir.tracking.runs import setup
+
+    params = params_from_args(args)
+    setup(params.mlflow, experiment=False)
+    name = params.register.model_name
+    before = promote(name, args.version, args.alias)
+    say(f"promote: {name}@{args.alias} -> v{args.version}"
+         + (f" (was v{before})" if before else ""))
+    return 0
+
+
+def _deblur_args(p):
+    p.add_argument("inputs", nargs="+", help="image files or s3:// URLs")
+    p.add_argument("-o", "--out", required=True, help="output directory")
+    p.add_argument("--model", default=None,
+                   help="MLflow URI or model directory (default: models:/gir-deblur@champion)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+def _deblur_cmd_args(p):
+    _deblur_args(p)
+    p.add_argument("--runtime", default="torch", choices=["torch", "onnx"],
+                   help="onnx: run an exported .onnx model (--model) with onnxruntime on CPU")
+
+
+@command("deblur", "deblur photos with a registered model")(_deblur_cmd_args)
+def cmd_deblur(args) -> int:
+    from gir.rectifier.deblur import deblur_files
+    from gir.tracking.resolve import resolve_deblurrer
+
+    deblurrer = resolve_deblurrer(args.model, args.device, runtime=args.runtime)
+    result = deblur_files(args.inputs, args.out, deblurrer)
+    for src, reason in result.failed:
+        say(f"gir deblur: skipped {src}: {reason.removeprefix(f'{src}: ')}")
+    say(f"deblur: wrote {len(result.written)} of {len(args.inputs)} images to {args.out}")
+    return 1 if result.failed else 0
+
+
+def _export_args(p):
+    p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="where to write the model")
+    p.add_argument("--model", default=None,
+                   help="MLflow URI or model directory (default: models:/gir-deblur@champion)")
+
+
+@command("export", "export a trained generator to ONNX (dynamic height/width)")(_export_args)
+def cmd_export(args) -> int:
+    from gir.rectifier.onnx_runtime import export_onnx
+    from gir.tracking.resolve import DEFAULT_MODEL_URI, model_source_dir
+
+    model = args.model or DEFAULT_MODEL_URI
+    model_dir, tmp = model_source_dir(model)
+    try:
+        path = export_onnx(model_dir, args.onnx, label=model)
+    finally:
+        if tmp:
+            tmp.cleanup()
+    say(f"export: wrote {path} (run it with gir deblur --runtime onnx --model {path})")
+    return 0
+
+
+def _bench_args(p):
+    add_params(p)
+    p.add_argument("--generators", nargs="*", default=None,
+                   help="registered names (default: all); args come from params or the defaults")
+    p.add_argument("--model", action="append", default=[], metavar="NAME=DIR_OR_URI",
+                   help="a trained model to score on the test split (repeatable)")
+    add_split_data(p)
+    p.add_argument("--size", default="1280x720", help="WxH for GMACs and latency")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                   help="where to time inference and training (CPU is always timed)")
+    p.add_argument("--references", nargs="*", default=None,
+                   help="classical references to score (default: all of gir.rectifier.scoring)")
+    p.add_argument("--out", default="reports/bench", help="directory for bench.md/bench.json")
+    p.add_argument("--train-crop", type=int, default=256, help="crop side for training img/s")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+
+
+@command("bench", "params, GMACs, speed and test PSNR/SSIM of every generator + references")(
+    _bench_args)
+def cmd_bench(args) -> int:
+    from gir.benchmarks.models import bench
+
+    result = bench(params_from_args(args), generators=args.generators, models=args.model,
+                   data_dir=args.data, split_manifest=args.split, size=args.size,
+                   device=args.device, references=args.references, out_dir=args.out,
+                   log_mlflow=not args.no_mlflow, train_crop=args.train_crop)
+    print(result["markdown"])
+    say(f"bench: wrote {args.out}/bench.md and bench.json")
+    return 0
+
+
+def _detect_args(p):
+    p.add_argument("image", help="an image file or s3:// URL")
+    p.add_argument("--map", default=None, metavar="OUT.png",
+                   help="write the blur map overlay (red blurred, green sharp, grey flat)")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument("--detector", default=None, metavar="DETECTOR.json",
+                   help="a fitted detector (default: $GIR_DETECTOR, models/detector/, "
+                        "models:/gir-detector@champion, else the built-in fit)")
+
+
+@command("detect", "blur map, blurred yes/no, and motion/defocus/gaussian blur type")(
+    _detect_args)
+def cmd_detect(args) -> int:
+    import json
+
+    from gir.data.imageio import read_image, write_png
+    from gir.rectifier.detect import detect, overlay
+    from gir.tracking.resolve import resolve_detector
+
+    detector = resolve_detector(args.detector)
+    rgb, _ = read_image(args.image)
+    det = detect(rgb, detector)
+    if args.map:
+        write_png(args.map, overlay(rgb, det))
+    if args.json:
+        print(json.dumps({"image": args.image, **det.report()}, indent=2))
+    else:
+        kind = f", {det.blur_type} blur (confidence {det.confidence:.2f})" if det.blurred else ""
+        print(f"{args.image}: {'blurred' if det.blurred else 'not blurred'}{kind}; "
+              f"{det.blurred_fraction:.0%} of textured tiles blurred, "
+              f"{det.flat_fraction:.0%} of tiles flat")
+    return 0
+
+
+def _detect_eval_args(p):
+    p.add_argument("--out", default="reports/detect_eval.json", help="where to write the numbers")
+    p.add_argument("--per-image", type=int, default=12, help="composites per held-out photo")
+
+
+@command("detect-eval", "score the blur detector on held-out synthetic images")(
+    _detect_eval_args)
+def cmd_detect_eval(args) -> int:
+    import json
+
+    from gir.data.imageio import write_text_atomic
+    from gir.rectifier.detect_fit import evaluate_detector
+    from gir.tracking.resolve import resolve_detector
+
+    result = evaluate_detector(resolve_detector(), per_image=args.per_image)
+    write_text_atomic(args.out, json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    say(f"detect-eval: blur-map F {result['blur_map']['f_measure']:.3f}, flat called blurred "
+         f"{result['blur_map']['flat_false_alarm_rate']:.1%}, blur-type accuracy "
+         f"{result['blur_type']['accuracy']:.1%} -> {args.out}")
+    return 0
+
+
+def _rectify_args(p):
+    _deblur_args(p)
+
+
+@command("rectify", "detect, classify, and deblur only the blurred photos; json reports")(
+    _rectify_args)
+def cmd_rectify(args) -> int:
+    from gir.rectifier.rectify import rectify_files
+    from gir.tracking.resolve import resolve_deblurrer, resolve_detector
+
+    summary = rectify_files(args.inputs, args.out,
+                            lambda: resolve_deblurrer(args.model, args.device),
+                            resolve_detector())
+    for item in summary["images"]:
+        say(f"rectify: {item['input']}: {item['action']}")
+    for item in summary["failed"]:
+        say(f"gir rectify: skipped {item['input']}: "
+             f"{item['reason'].removeprefix(item['input'] + ': ')}")
+    say(f"rectify: {summary['deblurred']} deblurred, {summary['untouched']} untouched, "
+         f"{len(summary['failed'])} failed; reports in {args.out}")
+    return 1 if summary["failed"] else 0
+
+
+def _serve_args(p):
+    p.add_argument("--model", default=None,
+                   help="MLflow URI or model directory (default: models:/gir-deblur@champion)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--max-mb", type=float, default=20, help="upload size limit (default 20 MB)")
+    p.add_argument("--max-megapixels", type=float, default=16,
+                   help="pixel-count limit per image (default 16)")
+
+
+@command("serve", "the web page: upload a photo, see its blur map, get it rectified")(
+    _serve_args)
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from gir.serving.webapp import Limits, create_app
+
+    limits = Limits(int(args.max_mb * 1e6), int(args.max_megapixels * 1e6))
+    say(f"serve: http://{args.host}:{args.port}/")
+    uvicorn.run(create_app(args.model, args.device, limits), host=args.host, port=args.port,
+                log_level="warning")
+    return 0

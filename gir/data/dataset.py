@@ -1,0 +1,114 @@
+"""Pairs in memory and the random-crop training dataset.
+
+Each training sample is drawn from a generator seeded by (seed, sample index), so the stream
+of crops is the same whatever the number of loader workers, and a resumed run sees exactly the
+crops an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from gir.data import blur as synthetic_blur
+from gir.config import SynthConfig
+from gir.errors import GirError
+from gir.data.imageio import read_rgb
+from gir.data.manifest import read_manifest, resolve
+
+
+@dataclass
+class Pair:
+    pair_id: str
+    blur_kind: str
+    blur: np.ndarray   # (H, W, 3) uint8
+    sharp: np.ndarray  # (H, W, 3) uint8
+    row: dict
+    kernel_path: str = ""  # absolute path of the true blur kernel (.npy) when synthetic
+
+
+def load_split(data_dir: str | Path, manifest: str | Path, split: str,
+               max_images: int = 0) -> list[Pair]:
+    """Read the pairs of one split into memory (a processed dataset is small by design)."""
+    df = read_manifest(manifest)
+    df = df[df["split"] == split]
+    if max_images:
+        df = df.head(max_images)
+    pairs = []
+    for row in df.to_dict("records"):
+        kernel = row.get("kernel_path")
+        pairs.append(Pair(row["pair_id"], row["blur_kind"],
+                          read_rgb(resolve(data_dir, row["blur_path"])),
+                          read_rgb(resolve(data_dir, row["sharp_path"])), row,
+                          resolve(data_dir, kernel) if isinstance(kernel, str) else ""))
+    return pairs
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1).float().div_(255.0)
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8, rounded."""
+    return t.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+class CropDataset(Dataset):
+    """Aligned random crops with flips and 90-degree rotations; item i is fixed by (seed, i).
+
+    With ``resynth`` > 0, that share of crops from synthetic pairs gets a freshly drawn blur
+    (a new kernel and noise from ``synth``, applied to the sharp crop) instead of the stored
+    one: a few photos then teach thousands of kernels rather than the six each was stored with.
+    Pairs without a kernel (GoPro, real blur) are always used as stored.
+    """
+
+    def __init__(self, pairs: list[Pair], crop: int, length: int, seed: int,
+                 resynth: float = 0.0, synth: SynthConfig | None = None):
+        if not pairs:
+            raise GirError("train: no training pairs (is the train split empty?)")
+        small = [p for p in pairs if min(p.blur.shape[:2]) < crop]
+        if small:
+            p = small[0]
+            raise GirError(f"train.crop: {crop}px is larger than pair {p.pair_id} "
+                           f"({p.blur.shape[1]}x{p.blur.shape[0]}); lower train.crop")
+        self.pairs, self.crop, self.length, self.seed = pairs, crop, length, seed
+        self.resynth, self.synth = resynth, synth or SynthConfig()
+        # Larger images are drawn more often, so every pixel is about equally likely.
+        areas = np.array([p.blur.shape[0] * p.blur.shape[1] for p in pairs], float)
+        self.weights = areas / areas.sum()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.seed, i])
+        pair = self.pairs[rng.choice(len(self.pairs), p=self.weights)]
+        h, w = pair.blur.shape[:2]
+        y, x = rng.integers(0, h - self.crop + 1), rng.integers(0, w - self.crop + 1)
+        k = int(rng.integers(4))
+        flip = bool(rng.integers(2))
+        b = pair.blur[y: y + self.crop, x: x + self.crop]
+        s = pair.sharp[y: y + self.crop, x: x + self.crop]
+        if self.resynth > 0 and pair.kernel_path and rng.random() < self.resynth:
+            b = self._fresh_blur(pair.sharp, y, x, rng)  # same crop and turn, new blur
+        b, s = np.rot90(b, k), np.rot90(s, k)
+        if flip:
+            b, s = b[:, ::-1], s[:, ::-1]
+        return to_tensor(b), to_tensor(s)
+
+    def _fresh_blur(self, sharp: np.ndarray, y: int, x: int,
+                    rng: np.random.Generator) -> np.ndarray:
+        """The crop at (y, x) blurred anew: the sharp crop plus a kernel-sized margin is
+        degraded as the source degrades whole photos (reflected at the photo's borders)."""
+        spec = synthetic_blur.synth_blur(str(rng.choice(self.synth.kinds)), rng, self.synth)
+        pad = spec.kernel.shape[0] // 2
+        h, w = sharp.shape[:2]
+        y0, x0 = max(y - pad, 0), max(x - pad, 0)
+        y1, x1 = min(y + self.crop + pad, h), min(x + self.crop + pad, w)
+        region = synthetic_blur.degrade(sharp[y0:y1, x0:x1], spec, rng)
+        return region[y - y0: y - y0 + self.crop, x - x0: x - x0 + self.crop]

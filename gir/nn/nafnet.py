@@ -1,0 +1,103 @@
+"""NAFNet-style generator (Chen et al., 2022): simple gates instead of activations, layer norm,
+simplified channel attention. Chosen as the default for its PSNR per GMAC on CPU and GPU."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gir.nn import register_generator
+
+
+class LayerNorm2d(nn.Module):
+    """Layer norm over channels of an NCHW tensor.
+
+    Runs the fused ``F.layer_norm`` on a channels-last view: on a channels_last tensor the
+    permute is free, and this is ~3x faster on CPU than mean/var written out elementwise.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+        self.channels = channels  # a Python int, so ONNX export sees a constant shape
+
+    def forward(self, x):
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (self.channels,), self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
+
+
+class SimpleGate(nn.Module):
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        return a * b
+
+
+class NAFBlock(nn.Module):
+    def __init__(self, c: int, expand: int = 2):
+        super().__init__()
+        dw = c * expand
+        self.norm1 = LayerNorm2d(c)
+        self.conv1 = nn.Conv2d(c, dw, 1)
+        self.conv2 = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
+        self.gate = SimpleGate()
+        self.sca = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(dw // 2, dw // 2, 1))
+        self.conv3 = nn.Conv2d(dw // 2, c, 1)
+        self.norm2 = LayerNorm2d(c)
+        self.conv4 = nn.Conv2d(c, c * expand, 1)
+        self.conv5 = nn.Conv2d(c * expand // 2, c, 1)
+        self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
+
+    def forward(self, x):
+        y = self.gate(self.conv2(self.conv1(self.norm1(x))))
+        y = self.conv3(y * self.sca(y))
+        x = x + y * self.beta
+        y = self.conv5(self.gate(self.conv4(self.norm2(x))))
+        return x + y * self.gamma
+
+
+@register_generator("nafnet")
+class NAFNet(nn.Module):
+    """U-shaped NAFNet with a global residual: predicts the correction to the blurred input."""
+
+    def __init__(self, width: int = 16, enc_blocks=(1, 1, 2), middle_blocks: int = 2,
+                 dec_blocks=(1, 1, 1)):
+        super().__init__()
+        self.intro = nn.Conv2d(3, width, 3, padding=1)
+        self.ending = nn.Conv2d(width, 3, 3, padding=1)
+        self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
+        self.decoders, self.ups = nn.ModuleList(), nn.ModuleList()
+        c = width
+        for n in enc_blocks:
+            self.encoders.append(nn.Sequential(*[NAFBlock(c) for _ in range(n)]))
+            self.downs.append(nn.Conv2d(c, 2 * c, 2, stride=2))
+            c *= 2
+        self.middle = nn.Sequential(*[NAFBlock(c) for _ in range(middle_blocks)])
+        for n in dec_blocks:
+            self.ups.append(nn.Sequential(nn.Conv2d(c, c * 2, 1, bias=False), nn.PixelShuffle(2)))
+            c //= 2
+            self.decoders.append(nn.Sequential(*[NAFBlock(c) for _ in range(n)]))
+        self.pad_multiple = 2 ** len(enc_blocks)
+        # Weights channels-last too (CPU inference ~10% faster; neutral to good on CUDA).
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, inp):
+        h, w = inp.shape[-2:]
+        m = self.pad_multiple
+        x = F.pad(inp, (0, (-w) % m, 0, (-h) % m), mode="reflect")  # unconditional: ONNX-traceable
+        if not x.is_cuda:
+            # oneDNN's depthwise and 1x1 convolutions are ~2x faster channels-last on CPU.
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.intro(x)
+        skips = []
+        for enc, down in zip(self.encoders, self.downs):
+            x = enc(x)
+            skips.append(x)
+            x = down(x)
+        x = self.middle(x)
+        for dec, up, skip in zip(self.decoders, self.ups, reversed(skips)):
+            x = dec(up(x) + skip)
+        return inp + self.ending(x)[..., :h, :w]

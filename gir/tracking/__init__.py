@@ -1,0 +1,1 @@
+"""MLflow: runs, the pyfunc models, the registry's promotion rule, and the one model resolver."""

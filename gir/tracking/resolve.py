@@ -1,0 +1,217 @@
+"""The one model resolver: which deblurrer or detector a command uses, and from where.
+
+Code that runs a model (gir.rectifier) takes a loaded model and knows nothing of its origin;
+every command (CLI, web page, REST, batch) asks here. A deblurrer reference is a model
+directory, an ONNX file, an MLflow URI (``models:/NAME@ALIAS``, ``models:/NAME/3``,
+``runs:/...``), or nothing, meaning the default chain: the registry champion, then the model
+shipped in the package. Looking a model up never creates a tracking store.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from gir.config import MlflowConfig, Params, load_params
+from gir.errors import GirError
+from gir.rectifier.detect import DETECTOR_FILE, Detector, load_detector
+from gir.tracking.promotion import CHAMPION
+from gir.tracking.runs import setup, tracking_uri
+
+DEBLUR_MODEL = "gir-deblur"
+DEFAULT_MODEL_URI = f"models:/{DEBLUR_MODEL}@{CHAMPION}"
+# What `dvc repro` (stage detector) writes, relative to the project directory.
+LOCAL_DETECTOR = Path("models/detector") / DETECTOR_FILE
+
+
+def _say(msg: str) -> None:
+    print(f"gir: {msg}", file=sys.stderr)
+
+
+def is_mlflow_uri(ref: str) -> bool:
+    return "://" in ref or ref.startswith(("models:/", "runs:/"))
+
+
+def store_exists(cfg: MlflowConfig) -> bool:
+    """False when the tracking store is a local file/SQLite store that does not exist yet."""
+    uri = tracking_uri(cfg)
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).exists()
+    if uri.startswith("file:") or "://" not in uri:
+        return Path(uri.removeprefix("file://").removeprefix("file:")).exists()
+    return True   # a tracking server: asked (briefly) whether it has the model
+
+
+@contextmanager
+def brief_http():
+    """A tracking server that is down answers within seconds, not after MLflow's retries."""
+    brief = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+    saved = {k: os.environ.get(k) for k in brief}
+    for k, v in brief.items():
+        os.environ.setdefault(k, v)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _project_params() -> Params | None:
+    try:
+        return load_params()
+    except GirError:
+        return None
+
+
+def champion_version(name: str, cfg: MlflowConfig) -> str | None:
+    """The version behind NAME@champion, or None (quietly) when the store does not have it."""
+    if not store_exists(cfg):
+        return None   # no store here: do not import MLflow, let alone create one
+    with brief_http():
+        setup(cfg, experiment=False)
+        from mlflow import MlflowClient
+
+        try:
+            return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
+        except Exception:  # noqa: BLE001 - no model, no alias, no server: all mean "not here"
+            return None
+
+
+# ----------------------------------------------------------------------------- deblurrer
+
+def resolve_deblurrer(model: str | os.PathLike | None = None, device: str = "auto",
+                      runtime: str = "torch", quiet: bool = False):
+    """A loaded deblurrer (call it on uint8 RGB) for a model reference; says which in one line.
+
+    runtime="onnx": model is an exported .onnx file (or a directory holding generator.onnx),
+    run on CPU by onnxruntime.
+    """
+    deblurrer, where = _load_deblurrer(model, device, runtime)
+    if not quiet:
+        _say(f"model: {where}")
+    return deblurrer
+
+
+def _load_deblurrer(model, device: str, runtime: str):
+    from gir.rectifier.inference import Deblurrer
+
+    if runtime == "onnx":
+        from gir.rectifier.onnx_runtime import OnnxDeblurrer
+
+        if model is None:
+            raise GirError("--runtime onnx needs --model PATH.onnx (make it with gir export --onnx)")
+        return OnnxDeblurrer(model), f"{model} (onnx)"
+    if model is not None:
+        ref = str(model)
+        if Path(ref).is_dir():
+            return Deblurrer.from_dir(ref, device), ref
+        if is_mlflow_uri(ref):
+            return _pyfunc_deblurrer(ref, MlflowConfig()), ref
+        raise GirError(f"--model {ref}: neither a model directory nor an MLflow model URI")
+    params = _project_params()
+    cfg = params.mlflow if params else MlflowConfig()
+    name = params.register.model_name if params else DEBLUR_MODEL
+    version = champion_version(name, cfg)
+    if version is not None:
+        uri = f"models:/{name}@{CHAMPION}"
+        return _pyfunc_deblurrer(uri, cfg), f"{uri} (version {version})"
+    raise GirError(f"no model given and no models:/{name}@{CHAMPION} in the tracking store "
+                   f"{tracking_uri(cfg)}: run `make demo` (dvc repro) or pass --model")
+
+
+def _pyfunc_deblurrer(uri: str, cfg: MlflowConfig):
+    from gir.tracking.pyfunc import load_pyfunc_deblurrer
+
+    setup(cfg, experiment=False)
+    return load_pyfunc_deblurrer(uri)
+
+
+def model_source_dir(model: str) -> tuple[Path, object | None]:
+    """A local directory with generator.json + generator.pt for a directory or an MLflow URI.
+
+    The second value is a TemporaryDirectory to clean up (or None). For `gir export --onnx`.
+    """
+    import tempfile
+
+    from gir.rectifier.inference import SPEC_FILE
+
+    if Path(model).is_dir():
+        return Path(model), None
+    if not is_mlflow_uri(model):
+        raise GirError(f"--model {model}: neither a model directory nor an MLflow model URI")
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    setup(MlflowConfig(), experiment=False)
+    tmp = tempfile.TemporaryDirectory(prefix="gir-export-")
+    try:
+        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=tmp.name))
+    except MlflowException as exc:
+        tmp.cleanup()
+        raise GirError(f"cannot load model {model}: {str(exc).splitlines()[0]}") from None
+    specs = list(root.rglob(SPEC_FILE))
+    if not specs:
+        tmp.cleanup()
+        raise GirError(f"{model} is not a GIR deblurring model (no {SPEC_FILE})")
+    return specs[0].parent, tmp
+
+
+# ----------------------------------------------------------------------------- detector
+
+_DETECTORS: dict[tuple, Detector] = {}
+
+
+def resolve_detector(path: str | os.PathLike | None = None) -> Detector:
+    """The detector to use, the first found of:
+
+    1. path, else $GIR_DETECTOR (a detector.json);
+    2. models/detector/detector.json in the current directory (what `dvc repro` just trained);
+    3. the registered champion, models:/<detect.model_name>@champion, if the tracking store
+       (params.yaml here, or MLFLOW_TRACKING_URI) exists and has it;
+    4. the built-in fit (the default detect.* settings), cached in $GIR_CACHE, so that
+       `gir detect` works on a fresh install before any pipeline run.
+    Each is loaded once per process.
+    """
+    path = path or os.environ.get("GIR_DETECTOR") or (
+        LOCAL_DETECTOR if LOCAL_DETECTOR.is_file() else None)
+    if path:
+        resolved = Path(path).resolve()
+        key = ("file", str(resolved), resolved.stat().st_mtime_ns if resolved.exists() else 0)
+        if key not in _DETECTORS:
+            _DETECTORS[key] = load_detector(path)
+        return _DETECTORS[key]
+    key = ("default", os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI"))
+    if key not in _DETECTORS:
+        _DETECTORS[key] = registered_detector() or builtin_detector()
+    return _DETECTORS[key]
+
+
+def registered_detector() -> Detector | None:
+    """The registry's champion detector; None, quietly, when there is no store or no champion."""
+    params = _project_params()
+    if params is None:
+        return None
+    name = params.detect.model_name
+    if champion_version(name, params.mlflow) is None:
+        return None
+    from gir.tracking.pyfunc import load_registered_detector
+
+    try:
+        with brief_http():
+            return load_registered_detector(f"models:/{name}@{CHAMPION}")
+    except Exception as exc:  # noqa: BLE001 - there but unusable: say so once, fall back
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        _say(f"not using models:/{name}@{CHAMPION}: {reason}")
+        return None
+
+
+def builtin_detector() -> Detector:
+    """The built-in fit; a seam the tests replace."""
+    from gir.rectifier.detect_fit import cached_fit
+
+    return cached_fit()
