@@ -70,9 +70,10 @@ def closure(start: str, g: dict[str, set[str]] | None = None) -> set[str]:
     return seen
 
 
-# Packages that import their members by name at run time (registries): a stage that uses one
-# depends on the whole folder.
-REGISTRY_PACKAGES = {"gir.nn": "gir/nn", "gir.data.sources": "gir/data/sources"}
+# Packages a stage depends on as a whole folder: registries that import their members by name
+# at run time (generators, sources), and the config package that every step reads.
+FOLDER_PACKAGES = {"gir.nn": "gir/nn", "gir.data.sources": "gir/data/sources",
+                   "gir.config": "gir/config"}
 # Files a step hands to MLflow by path (models-from-code entry files), not by import.
 ENTRY_FILES = {"gir.steps.register": ["gir/serving/mlflow_model.py"],
                "gir.steps.detector": ["gir/serving/mlflow_detector.py"]}
@@ -89,7 +90,7 @@ def code_deps(step_module: str) -> list[str]:
     g, known = graph(), modules()
     deps = set(ENTRY_FILES.get(step_module, []))
     for m in closure(step_module, g):
-        folder = next((d for p, d in REGISTRY_PACKAGES.items() if m == p or m.startswith(p + ".")),
+        folder = next((d for p, d in FOLDER_PACKAGES.items() if m == p or m.startswith(p + ".")),
                       None)
         if folder:
             deps.add(folder)
