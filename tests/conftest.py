@@ -32,7 +32,7 @@ TINY = [
     "model.discriminator_args={base: 8, layers: 2, spectral_norm: true}",
     "train.steps=12", "train.batch_size=2", "train.crop=64", "train.adversarial_start=4",
     "train.log_every=4", "train.image_every=6", "train.checkpoint_every=6",
-    "detect.fit_per_image=2", "detect.eval_per_image=2",
+    "detect.fit_per_image=2", "detect.eval_per_image=2", "train.init=none",
 ]
 
 

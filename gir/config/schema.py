@@ -148,6 +148,7 @@ class TrainConfig:
     batch_size: int = 8
     crop: int = 96
     resynth: float = 0.5  # share of synthetic crops re-blurred with a fresh kernel (data.synth)
+    init: str = "pretrained"  # warm start: pretrained | none | a model directory | models:/ URI
     lr: float = 2e-3
     lr_d: float = 2e-4
     weight_decay: float = 0.0

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from gir.data.blur import BLUR_KINDS, convolve, random_blur
-from gir.rectifier.detect import (BLURRED, BLURRED_FRACTION, DETECTOR_VERSION, FLAT, FLAT_AMPLITUDE, SHARP,
-                                 TILE, Detector, Linear, block_mean, blur_map, spectrum_features, tile_features, to_grey)
+from gir.rectifier.blur_features import TILE, block_mean, spectrum_features, tile_features, to_grey
+from gir.rectifier.detect import (BLURRED, BLURRED_FRACTION, DETECTOR_VERSION, FLAT, FLAT_AMPLITUDE,
+                                  SHARP, Detector, Linear, blur_map)
 
 FIT_IMAGES = ("chelsea", "coffee", "rocket", "brick", "gravel", "camera")
 HELD_OUT_IMAGES = ("astronaut", "motorcycle_left", "grass", "immunohistochemistry")
@@ -208,10 +209,10 @@ def cache_path() -> Path:
     import sklearn
 
     from gir.data import blur
-    from gir.rectifier import detect
+    from gir.rectifier import blur_features, detect
 
     h = hashlib.sha256(sklearn.__version__.encode())
-    for module in (detect, blur, sys.modules[__name__]):
+    for module in (blur_features, detect, blur, sys.modules[__name__]):
         h.update(Path(module.__file__).read_bytes())
     root = Path(os.environ.get("GIR_CACHE", Path.home() / ".cache" / "gir"))
     return root / f"detector-v{DETECTOR_VERSION}-{h.hexdigest()[:12]}.json"

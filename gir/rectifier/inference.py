@@ -39,17 +39,28 @@ def save_generator(model_dir: str | Path, model: torch.nn.Module, name: str, arg
                                                         indent=2))
 
 
-def load_generator(model_dir: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Rebuild a generator from generator.json and load generator.pt."""
-    from gir.nn import build_generator
-
+def read_generator(model_dir: str | Path) -> tuple[dict, dict]:
+    """(spec, state dict) of the generator saved in model_dir, or one clear GirError."""
     model_dir = Path(model_dir)
     spec_path, weights_path = model_dir / SPEC_FILE, model_dir / WEIGHTS_FILE
     if not spec_path.exists() or not weights_path.exists():
         raise GirError(f"{model_dir}: no trained generator here ({SPEC_FILE} + {WEIGHTS_FILE})")
-    spec = json.loads(spec_path.read_text())
+    try:
+        spec = json.loads(spec_path.read_text())
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a corrupt file: say which, in one line
+        raise GirError(f"{model_dir}: unreadable generator files "
+                       f"({str(exc).splitlines()[0][:120]})") from None
+    return spec, state
+
+
+def load_generator(model_dir: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Rebuild a generator from generator.json and load generator.pt."""
+    from gir.nn import build_generator
+
+    spec, state = read_generator(model_dir)
     model = build_generator(spec["generator"], spec.get("args") or {})
-    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+    model.load_state_dict(state)
     return model.to(device).eval()
 
 

@@ -134,11 +134,15 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 class Trainer:
     """Holds models, optimisers and state for one training run."""
 
-    def __init__(self, params: Params, device: torch.device, dist: Dist | None = None):
+    def __init__(self, params: Params, device: torch.device, dist: Dist | None = None,
+                 init: dict | None = None):
         self.params, self.device = params, device
         self.dist = dist or Dist()
         t, m = params.train, params.model
-        self.g = build_generator(m.generator, m.generator_args).to(device)
+        self.g = build_generator(m.generator, m.generator_args)
+        if init is not None:
+            warm_start(self.g, init, m)
+        self.g = self.g.to(device)
         self.adv_kind = t.loss.adversarial
         self.use_gan = self.adv_kind != "none" and t.loss.adversarial_weight > 0
         self.d = build_discriminator(m.discriminator, m.discriminator_args).to(device) \
@@ -329,6 +333,7 @@ def _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir
 
     from tqdm import tqdm
 
+    from gir.tracking.resolve import resolve_init
     from gir.tracking.runs import log_params, run_tags, setup, write_run_file
 
     t = params.train
@@ -337,9 +342,10 @@ def _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir
     val_pairs = load_split(data_dir, split_manifest, "val", max_images=4) if dist.main else []
     dataset = CropDataset(train_pairs, t.crop, t.steps * t.batch_size, params.seed,
                           t.resynth, params.data.synth)
-    trainer = Trainer(params, device, dist)
     ckpt_path = checkpoint_dir / CHECKPOINT
     ckpt = _load_checkpoint(ckpt_path, params) if resume else None
+    init = None if ckpt else resolve_init(t.init)   # a resumed run has its weights already
+    trainer = Trainer(params, device, dist, init)
     if ckpt:
         trainer.load_state(ckpt)
     start = trainer.step
@@ -359,6 +365,8 @@ def _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir
             log_params(mlflow, params)
             mlflow.set_tags(run_tags(engine, data_version(read_manifest(split_manifest))))
             mlflow.set_tags({"train_pairs": len(train_pairs), "world_size": dist.world})
+            if init:
+                mlflow.set_tags({"init_source": init["source"], "init_sha256": init["sha256"]})
         if dist.main:
             write_run_file(model_dir, run_id, run.info.experiment_id)
         bar = tqdm(total=t.steps, initial=start, desc="train", unit="step", mininterval=2,
@@ -408,6 +416,18 @@ def _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir
                 mlflow.log_artifact(str(report_dir / "samples.png"), "train")
             mlflow.log_metric("train_steps", trainer.step)
     return TrainResult(run_id, trainer.step, val_psnr)
+
+
+def warm_start(generator: torch.nn.Module, init: dict, model) -> None:
+    """Load train.init's weights; a different architecture is one clear error, not a crash."""
+    want = {"generator": model.generator, "args": dict(model.generator_args or {})}
+    have = {"generator": init["spec"].get("generator"), "args": dict(init["spec"].get("args") or {})}
+    try:
+        generator.load_state_dict(init["state"])
+    except RuntimeError:
+        raise GirError(f"train.init: {init['source']} is {have['generator']} {have['args']}, but "
+                       f"model.* asks for {want['generator']} {want['args']}; set the same "
+                       f"model or train.init=none") from None
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:

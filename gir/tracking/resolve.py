@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gir.config import MlflowConfig, Params, load_params
 from gir.errors import GirError
+from gir.nn.shipped import file_sha256, shipped_model_dir
 from gir.rectifier.detect import DETECTOR_FILE, Detector, load_detector
 from gir.tracking.promotion import CHAMPION
 from gir.tracking.runs import setup, tracking_uri
@@ -120,8 +121,13 @@ def _load_deblurrer(model, device: str, runtime: str):
     if version is not None:
         uri = f"models:/{name}@{CHAMPION}"
         return _pyfunc_deblurrer(uri, cfg), f"{uri} (version {version})"
-    raise GirError(f"no model given and no models:/{name}@{CHAMPION} in the tracking store "
-                   f"{tracking_uri(cfg)}: run `make demo` (dvc repro) or pass --model")
+    shipped = shipped_model_dir()
+    if shipped is not None:
+        return Deblurrer.from_dir(shipped, device), (
+            f"the pretrained model shipped with gir (no models:/{name}@{CHAMPION} in "
+            f"{tracking_uri(cfg)})")
+    raise GirError(f"no model given, no models:/{name}@{CHAMPION} in the tracking store "
+                   f"{tracking_uri(cfg)} and no shipped model: pass --model")
 
 
 def _pyfunc_deblurrer(uri: str, cfg: MlflowConfig):
@@ -159,6 +165,39 @@ def model_source_dir(model: str) -> tuple[Path, object | None]:
         tmp.cleanup()
         raise GirError(f"{model} is not a GIR deblurring model (no {SPEC_FILE})")
     return specs[0].parent, tmp
+
+
+# ----------------------------------------------------------------------------- warm start
+
+def resolve_init(ref: str) -> dict | None:
+    """The weights ``train.init`` names: {spec, state, source, sha256}, or None to start afresh.
+
+    ref: ``pretrained`` (the shipped model), ``none``, a model directory, or an MLflow URI.
+    """
+    from gir.rectifier.inference import WEIGHTS_FILE, read_generator
+
+    if ref == "none":
+        return None
+    tmp = None
+    if ref == "pretrained":
+        model_dir = shipped_model_dir()
+        if model_dir is None:
+            _say("train.init: this install ships no pretrained model; starting from scratch")
+            return None
+        source = "the shipped pretrained model"
+    elif Path(ref).is_dir() or is_mlflow_uri(ref):
+        model_dir, tmp = model_source_dir(ref)
+        source = ref
+    else:
+        raise GirError(f"train.init: {ref!r} is not 'pretrained', 'none', a model directory "
+                       f"or an MLflow model URI")
+    try:
+        spec, state = read_generator(model_dir)
+        sha = file_sha256(Path(model_dir) / WEIGHTS_FILE)
+    finally:
+        if tmp:
+            tmp.cleanup()
+    return {"spec": spec, "state": state, "source": source, "sha256": sha}
 
 
 # ----------------------------------------------------------------------------- detector

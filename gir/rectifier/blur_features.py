@@ -1,0 +1,184 @@
+"""What the blur detector looks at: per-tile band energies and the blur-kernel spectrum.
+
+Pure numpy/scipy feature extraction, no fitted state: gir.rectifier.detect turns these features
+into a blur map and a blur type with its two classifiers, gir.rectifier.detect_fit fits them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+TILE = 32                  # blur-map tile side, px
+SPEC_WIN = 64              # window for the type spectrum, px
+_SIGMAS = (1.0, 2.0, 4.0, 8.0)
+
+
+def to_grey(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB (or grey) -> float32 grey in [0, 1]."""
+    g = rgb.astype(np.float32)
+    if g.ndim == 3:
+        g = g[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    return g / 255.0
+
+
+def noise_sigma(grey: np.ndarray) -> float:
+    """Immerkaer (1996) fast estimate of white-noise sigma from a 3x3 Laplacian difference."""
+    k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    c = ndimage.convolve(grey, k, mode="reflect")[1:-1, 1:-1]
+    return float(np.sqrt(np.pi / 2) * np.abs(c).mean() / 6.0)
+
+
+def _band_noise_gain() -> np.ndarray:
+    """Energy each DoG band passes from unit white noise (to subtract the noise share)."""
+    d = np.zeros((65, 65), np.float32)
+    d[32, 32] = 1
+    levels = [d] + [ndimage.gaussian_filter(d, s) for s in _SIGMAS]
+    return np.array([((a - b) ** 2).sum() for a, b in zip(levels, levels[1:])], np.float32)
+
+
+_NOISE_GAIN = _band_noise_gain()
+
+
+def block_mean(a: np.ndarray, tile: int = TILE) -> np.ndarray:
+    """Mean over non-overlapping tile x tile blocks (the ragged edge joins the last block)."""
+    h, w = a.shape[:2]
+    ny, nx = max(h // tile, 1), max(w // tile, 1)
+    ey, ex = np.linspace(0, h, ny + 1).astype(int), np.linspace(0, w, nx + 1).astype(int)
+    ey[1:-1], ex[1:-1] = np.arange(1, ny) * tile, np.arange(1, nx) * tile
+    rows = np.add.reduceat(a.astype(np.float64), ey[:-1], axis=0)
+    sums = np.add.reduceat(rows, ex[:-1], axis=1)
+    counts = np.diff(ey)[:, None] * np.diff(ex)[None, :]
+    return (sums / counts.reshape(counts.shape + (1,) * (a.ndim - 2))).astype(np.float32)
+
+
+def tile_index(h: int, w: int, shape: tuple[int, int], tile: int = TILE):
+    """For each pixel row / column, the tile it belongs to (consistent with block_mean)."""
+    ny, nx = shape
+    return np.minimum(np.arange(h) // tile, ny - 1), np.minimum(np.arange(w) // tile, nx - 1)
+
+
+_DIRECTIONS = ((0, 1), (1, 0), (1, 1), (1, -1))   # finite differences along 0, 90, 45, 135 deg
+
+
+def directional_energy(img: np.ndarray, tile: int = TILE) -> np.ndarray:
+    """(ny, nx, 4) mean squared finite difference along each of four directions."""
+    out = []
+    for dy, dx in _DIRECTIONS:
+        shifted = np.roll(img, (-dy, -dx), axis=(0, 1))
+        d = (shifted - img) / np.hypot(dy, dx)
+        d[-1:] = d[-2:-1] if dy else d[-1:]
+        out.append(block_mean(d**2, tile))
+    return np.stack(out, -1)
+
+
+@dataclass
+class TileFeatures:
+    """Per-tile band energies (noise removed), directional sharpness and the noise sigma."""
+
+    bands: np.ndarray      # (ny, nx, 4): energy in octaves 0-1, 1-2, 2-4, 4-8 px
+    directional: np.ndarray  # (ny, nx, 4): log(gradient energy / after a 2 px blur), sorted
+    noise: float
+
+    structure: np.ndarray  # (ny, nx): what a plane (smooth shading) + noise leaves unexplained
+
+    def matrix(self) -> np.ndarray:
+        """(ny * nx, F) classifier input: log octave ratios, direction ratios, context, noise."""
+        e = np.log(self.bands + 1e-7)
+        ratios = np.stack([e[..., 0] - e[..., 1], e[..., 1] - e[..., 2], e[..., 2] - e[..., 3],
+                           e[..., 0] - e[..., 2]], -1)
+        own = np.concatenate([ratios, self.directional], -1)
+        local = ndimage.uniform_filter(own, size=(3, 3, 1), mode="nearest")
+        level = np.log(self.structure + 1e-4)[..., None]
+        noise = np.full(level.shape, np.log(self.noise + 1e-4), np.float32)
+        x = np.concatenate([own, local, level, noise], -1)
+        return x.reshape(-1, x.shape[-1])
+
+
+def tile_features(grey: np.ndarray, tile: int = TILE) -> TileFeatures:
+    sigma = noise_sigma(grey)
+    levels = [grey] + [ndimage.gaussian_filter(grey, s, mode="reflect") for s in _SIGMAS]
+    bands = np.stack([block_mean((a - b) ** 2, tile) for a, b in zip(levels, levels[1:])], -1)
+    bands = np.clip(bands - sigma**2 * _NOISE_GAIN, 0, None)
+    # Blur along any one direction (motion) shows as a direction whose fine gradients are gone.
+    fine = np.clip(directional_energy(grey, tile) - 2 * sigma**2, 0, None)
+    coarse = directional_energy(levels[2], tile)
+    ratio = np.log((fine + 1e-7) / (coarse + 1e-7))
+    # A direction with no coarse gradient either (along a straight edge) says nothing: neutral.
+    informative = coarse >= 0.25 * coarse.max(-1, keepdims=True)
+    ratio = np.where(informative, ratio, np.where(informative, ratio, -np.inf).max(-1,
+                                                                                  keepdims=True))
+    directional = np.sort(ratio, -1)
+    return TileFeatures(bands, directional, sigma, plane_residual(grey, sigma, tile))
+
+
+def plane_residual(grey: np.ndarray, noise: float, tile: int = TILE) -> np.ndarray:
+    """Per tile, the std of grey minus its least-squares plane, with the noise share removed.
+
+    Looks only inside the tile, so a flat wall next to a busy edge stays flat.
+    """
+    h, w = grey.shape
+    yy, xx = np.mgrid[:h, :w].astype(np.float64)
+    yy, xx = (yy % tile) / tile - 0.5, (xx % tile) / tile - 0.5
+    basis = [np.ones_like(yy), yy, xx]
+    gram = np.stack([np.stack([block_mean(a * b, tile) for b in basis], -1) for a in basis], -2)
+    rhs = np.stack([block_mean(a * grey, tile) for a in basis], -1)
+    coef = np.linalg.solve(gram.astype(np.float64) + 1e-9 * np.eye(3), rhs[..., None])[..., 0]
+    var = block_mean(grey.astype(np.float64) ** 2, tile) - (coef * rhs).sum(-1)
+    return np.sqrt(np.clip(var - noise**2, 0, None)).astype(np.float32)
+
+
+def spectrum_features(grey: np.ndarray, blurred: np.ndarray, tile: int = TILE) -> np.ndarray | None:
+    """Type features from the gradient power spectrum averaged over blurred windows.
+
+    Returns None when there are no blurred tiles to look at.
+    """
+    ty, tx = np.nonzero(blurred)
+    if len(ty) == 0:
+        return None
+    win = SPEC_WIN
+    h, w = grey.shape
+    hann = np.outer(np.hanning(win), np.hanning(win)).astype(np.float32)
+    power = np.zeros((win, win), np.float64)
+    tensor = np.zeros((2, 2), np.float64)
+    used = 0
+    for y, x in zip(ty, tx):
+        cy, cx = y * tile + tile // 2, x * tile + tile // 2
+        y0, x0 = int(np.clip(cy - win // 2, 0, h - win)), int(np.clip(cx - win // 2, 0, w - win))
+        patch = grey[y0:y0 + win, x0:x0 + win]
+        if patch.shape != (win, win):
+            continue
+        gy, gx = np.gradient(patch)
+        p = np.abs(np.fft.fft2(gx * hann)) ** 2 + np.abs(np.fft.fft2(gy * hann)) ** 2
+        total = p.sum()
+        if total <= 0:
+            continue
+        power += p / total
+        jt = np.array([[np.sum(gx * gx), np.sum(gx * gy)], [np.sum(gx * gy), np.sum(gy * gy)]])
+        tensor += jt / max(np.trace(jt), 1e-12)
+        used += 1
+    if used == 0:
+        return None
+    power = np.fft.fftshift(power / used)
+    fy, fx = np.meshgrid(np.arange(win) - win // 2, np.arange(win) - win // 2, indexing="ij")
+    radius = np.hypot(fy, fx) / (win // 2)              # 1 = Nyquist
+    angle = np.mod(np.arctan2(fy, fx), np.pi)
+    logp = np.log(power + 1e-9)
+    nbins = 16
+    rbin = np.minimum((radius * nbins).astype(int), nbins)
+    radial = np.array([logp[rbin == i].mean() for i in range(nbins)])
+    radial = radial - radial.max()
+    # Angular profile in the mid band, where motion attenuates one direction and not the other.
+    sectors = 12
+    abin = np.minimum((angle / np.pi * sectors).astype(int), sectors - 1)
+    ring = (radius > 0.15) & (radius < 0.8)
+    angular = np.array([power[ring & (abin == i)].mean() for i in range(sectors)])
+    angular = np.log(angular / angular.max() + 1e-9)
+    eig = np.linalg.eigvalsh(tensor / used)
+    spatial_aniso = 1.0 - eig[0] / max(eig[1], 1e-12)
+    curvature = np.diff(radial, 2)
+    return np.concatenate([radial, np.sort(angular), [angular.min(), spatial_aniso,
+                                                      curvature.max(), curvature.min(),
+                                                      np.log(used)]]).astype(np.float32)
