@@ -208,3 +208,20 @@ def cmd_serve(args) -> int:
     uvicorn.run(create_app(args.model, args.device, limits), host=args.host, port=args.port,
                 log_level="warning")
     return 0
+
+
+def _ship_args(p):
+    p.add_argument("--model", required=True, help="a trained model directory (generator.*)")
+    p.add_argument("--heldout", default=None, metavar="TABLE.md",
+                   help="the `gir bench --heldout` table to put in the model card")
+    p.add_argument("--history", default="", help="a line on the training phases, for the card")
+
+
+@command("ship", "package a trained generator as the model shipped in gir (maintainers)")(
+    _ship_args)
+def cmd_ship(args) -> int:
+    from gir.tracking.ship import ship_model
+
+    out = ship_model(args.model, args.heldout, args.history)
+    say(f"ship: {out} (weights, SHA256SUMS, MODEL_CARD.md); commit them with the code")
+    return 0

@@ -27,8 +27,9 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def shipped_model_dir(root: Path = SHIPPED_DIR) -> Path | None:
+def shipped_model_dir(root: Path | None = None) -> Path | None:
     """The shipped model's folder, checked against SHA256SUMS; None if this install has none."""
+    root = root or SHIPPED_DIR
     if not (root / WEIGHTS).is_file():
         return None
     try:
@@ -45,6 +46,3 @@ def shipped_model_dir(root: Path = SHIPPED_DIR) -> Path | None:
     return root
 
 
-def shipped_sha256(root: Path = SHIPPED_DIR) -> str | None:
-    """sha256 of the shipped weights (what a warm-started run records), None if none shipped."""
-    return file_sha256(root / WEIGHTS) if shipped_model_dir(root) else None

@@ -1,0 +1,77 @@
+"""The shipped pretrained model: packaging with a checked sha256, the last link of the default
+model chain, and the warm start of `train.init`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gir.errors import GirError
+from gir.nn import build_generator
+from gir.nn import shipped
+from gir.rectifier.inference import save_generator
+from gir.tracking import resolve
+from gir.tracking.ship import ship_model
+
+ARGS = {"width": 4, "enc_blocks": [1], "middle_blocks": 1, "dec_blocks": [1]}
+
+
+@pytest.fixture
+def fake_shipped(tmp_path, monkeypatch):
+    """A tiny generator shipped into a temporary package folder."""
+    torch.manual_seed(0)
+    save_generator(tmp_path / "trained", build_generator("nafnet", ARGS), "nafnet", ARGS)
+    out = ship_model(tmp_path / "trained", out_dir=tmp_path / "shipped",
+                     corpus_manifest=tmp_path / "none.csv")
+    monkeypatch.setattr(shipped, "SHIPPED_DIR", out)
+    return out
+
+
+def test_ship_writes_weights_sums_and_card(fake_shipped):
+    names = sorted(p.name for p in fake_shipped.iterdir())
+    assert names == ["MODEL_CARD.md", "SHA256SUMS", "generator.json", "generator.pt"]
+    sha = shipped.file_sha256(fake_shipped / "generator.pt")
+    assert f"{sha}  generator.pt" in (fake_shipped / "SHA256SUMS").read_text()
+    assert sha in (fake_shipped / "MODEL_CARD.md").read_text()
+    assert shipped.shipped_model_dir() == fake_shipped
+
+
+def test_an_altered_shipped_file_is_refused_in_one_line(fake_shipped):
+    data = bytearray((fake_shipped / "generator.pt").read_bytes())
+    data[-1] ^= 0xFF
+    (fake_shipped / "generator.pt").write_bytes(bytes(data))
+    with pytest.raises(GirError, match="does not match its sha256"):
+        shipped.shipped_model_dir()
+    (fake_shipped / "SHA256SUMS").unlink()
+    with pytest.raises(GirError, match="SHA256SUMS missing"):
+        shipped.shipped_model_dir()
+
+
+def test_default_chain_falls_back_to_the_shipped_model_without_creating_a_store(
+        fake_shipped, tmp_path, monkeypatch, capsys):
+    project = tmp_path / "elsewhere"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    deblurrer = resolve.resolve_deblurrer(None, device="cpu")
+    assert deblurrer(np.zeros((20, 30, 3), np.uint8)).shape == (20, 30, 3)
+    assert "shipped with gir" in capsys.readouterr().err
+    assert list(project.iterdir()) == []          # no mlflow.db, no mlruns/
+
+
+def test_warm_start_loads_the_shipped_weights_and_refuses_another_architecture(fake_shipped):
+    from tests.conftest import tiny_params
+    from gir.steps.train import Trainer
+
+    init = resolve.resolve_init("pretrained")
+    assert init["sha256"] == shipped.file_sha256(fake_shipped / "generator.pt")
+    p = tiny_params(f"model.generator_args={ARGS}".replace("'", ""))
+    trainer = Trainer(p, torch.device("cpu"), init=init)
+    for k, v in trainer.g.state_dict().items():
+        assert torch.equal(v, init["state"][k])
+    with pytest.raises(GirError, match="train.init: .* asks for nafnet"):
+        Trainer(tiny_params(), torch.device("cpu"), init=init)   # width 8: not the same model
+    assert resolve.resolve_init("none") is None
+    with pytest.raises(GirError, match="train.init: 'nowhere'"):
+        resolve.resolve_init("nowhere")
