@@ -13,7 +13,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install demo test browser clean-outputs help
+.PHONY: install demo test browser pretrain clean-outputs help
 
 help:
 	@echo "make demo   # install, then run the whole pipeline (dvc repro) on the sample data"
@@ -48,5 +48,20 @@ browser:
 test: install browser
 	$(BIN)/python -m pytest
 
+# The model shipped in gir/nn/shipped/: corpus -> the same pipeline steps with
+# profiles/pretrain.yaml -> held-out benchmark. Resumable: run it again after an interruption.
+# Then `gir ship --model $(PT)/model --heldout $(PT)/heldout.md` and commit gir/nn/shipped/.
+PT  := work/pretrain
+PTP := --params profiles/pretrain.yaml
+pretrain: install
+	$(BIN)/gir corpus build --out data/corpus
+	$(BIN)/gir ingest $(PTP) --out $(PT)/raw
+	$(BIN)/gir validate $(PTP) --raw $(PT)/raw --out $(PT)/validated --report $(PT)/quality
+	$(BIN)/gir preprocess $(PTP) --raw $(PT)/raw --manifest $(PT)/validated/manifest.csv --out $(PT)/processed
+	$(BIN)/gir split $(PTP) --data $(PT)/processed --out $(PT)/split
+	$(BIN)/gir train $(PTP) --data $(PT)/processed --split $(PT)/split/manifest.csv --out $(PT)/model --report $(PT)/train --checkpoints $(PT)/checkpoints --resume
+	$(BIN)/gir evaluate $(PTP) --data $(PT)/processed --split $(PT)/split/manifest.csv --model $(PT)/model --out $(PT)/metrics.json
+	$(BIN)/gir bench --heldout --model pretrained=$(PT)/model --out $(PT)/heldout
+
 clean-outputs:
-	rm -rf data models checkpoints reports mlflow.db mlruns pipeline_root
+	rm -rf data models checkpoints reports mlflow.db mlruns pipeline_root work
