@@ -169,3 +169,21 @@ def test_committed_manifest_is_licensed_and_disjoint_from_the_sample_photos():
         assert r["name"].lower() not in sample and stem not in sample, r["name"]
         assert r["sha256"] not in sample_sha, r["name"]
         assert "site-packages" not in r["path_in_package"] and "/python" not in r["path_in_package"]
+
+
+@needs_dpkg
+def test_cli_reports_each_bad_photo_in_one_line_and_writes_the_rest(fake_deb, tmp_path):
+    from tests.conftest import run_gir
+
+    manifest, debs, _ = fake_deb
+    out = tmp_path / "cli_out"
+    proc = run_gir("corpus", "build", "--manifest", str(manifest), "--out", str(out),
+                   "--debs", str(debs), "--offline", cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("gir corpus: ")]
+    assert {line.split(":")[1].strip() for line in errors} == {
+        "absent", "altered", "notimage", "truncated", "nopkg"}
+    assert "corpus: 3 written, 0 already there, 5 failed" in proc.stderr
+    assert sorted(p.stem for p in out.glob("*.*") if p.name != CORPUS_CSV) == [
+        "good1", "good2", "linked"]
