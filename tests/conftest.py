@@ -27,7 +27,7 @@ TINY = [
     "data.sample.max_side=128",
     "data.synth.per_image=3",
     "preprocess.max_side=128",
-    "split.train=0.6", "split.val=0.2", "split.test=0.2",
+    "split.train=0.6", "split.val=0.2", "split.test=0.2", "split.min_test_scenes=1",
     "model.generator_args={width: 8, enc_blocks: [1, 1], middle_blocks: 1, dec_blocks: [1, 1]}",
     "model.discriminator_args={base: 8, layers: 2, spectral_norm: true}",
     "train.steps=12", "train.batch_size=2", "train.crop=64", "train.adversarial_start=4",

@@ -73,3 +73,20 @@ def test_bench_bad_input_is_one_line(tmp_path):
 
     proc = run_gir("bench", "--generators", "nosuch", "--no-mlflow", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr and "nosuch" in proc.stderr
+
+
+def test_heldout_bench_scores_models_and_references_per_kind(tiny_run, tmp_path):
+    """`gir bench --heldout`: photos no pipeline trains on, fresh blurs of every kind (shake
+    included), the model beside the blurred input and Wiener with the true kernel."""
+    from tests.conftest import ROOT, run_gir
+
+    proc = run_gir("bench", "--heldout", "--params", str(ROOT / "params.yaml"),
+                   "--model", f"tiny={tiny_run.root / 'models'}", "--per-kind", "1",
+                   "--references", "blurred", "wiener", "--out", str(tmp_path), cwd=tmp_path)
+    result = json.loads((tmp_path / "heldout.json").read_text())
+    assert set(result["per_kind"]) == {"motion", "defocus", "gaussian", "shake"}
+    assert result["pairs"] == 4 * len(result["photos"])
+    assert "wiener" not in result["per_kind"]["shake"] and "tiny" in result["per_kind"]["shake"]
+    assert result["gain_db"]["wiener"]["kernel_kinds"] > 0  # the true kernel helps
+    assert "| tiny |" in (tmp_path / "heldout.md").read_text()
+    assert "gir: model: " in proc.stderr and not (tmp_path / "mlflow.db").exists()

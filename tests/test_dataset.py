@@ -10,15 +10,15 @@ from gir.config import SynthConfig
 from gir.data.dataset import CropDataset, Pair
 
 
-def _pair(kernel_path: str, seed: int = 0) -> Pair:
+def _pair(kernel_path: str, seed: int = 0, kind: str = "defocus") -> Pair:
     rng = np.random.default_rng(seed)
     sharp = (rng.random((80, 96, 3)) * 255).astype(np.uint8)
     stored = blur.degrade(sharp, blur.random_blur("defocus", rng), rng)
-    return Pair("p-00", "defocus", stored, sharp, {}, kernel_path)
+    return Pair("p-00", kind, stored, sharp, {}, kernel_path)
 
 
 def test_crops_are_fixed_by_index_and_resynth_changes_only_synthetic_pairs():
-    synthetic, real = _pair("kernels/p-00.npy"), _pair("")
+    synthetic, real = _pair("kernels/p-00.npy"), _pair("", kind="real")
     stored = CropDataset([synthetic], 32, 10, seed=3)
     fresh = CropDataset([synthetic], 32, 10, seed=3, resynth=1.0)
     again = CropDataset([synthetic], 32, 10, seed=3, resynth=1.0)
@@ -26,10 +26,15 @@ def test_crops_are_fixed_by_index_and_resynth_changes_only_synthetic_pairs():
         assert np.array_equal(fresh[i][0].numpy(), again[i][0].numpy())  # fixed by (seed, i)
         assert np.array_equal(fresh[i][1].numpy(), stored[i][1].numpy())  # same sharp crop
         assert not np.array_equal(fresh[i][0].numpy(), stored[i][0].numpy())
-    # A pair without a kernel (GoPro's real blur) is never re-blurred.
+    # A real pair (GoPro's real blur) is never re-blurred.
     real_stored = CropDataset([real], 32, 10, seed=3)
     real_fresh = CropDataset([real], 32, 10, seed=3, resynth=1.0)
     assert np.array_equal(real_fresh[4][0].numpy(), real_stored[4][0].numpy())
+    # A shake pair has no kernel file, and is re-blurred all the same.
+    shaken = CropDataset([_pair("", kind="shake")], 32, 10, seed=3, resynth=1.0,
+                         synth=SynthConfig(kinds=["shake"]))
+    assert not np.array_equal(shaken[4][0].numpy(), CropDataset([_pair("", kind="shake")], 32,
+                                                                10, seed=3)[4][0].numpy())
 
 
 @pytest.mark.parametrize("y,x", [(24, 30), (0, 0), (48, 64)])  # interior, corner, far corner

@@ -89,11 +89,26 @@ def _bench_args(p):
     p.add_argument("--out", default="reports/bench", help="directory for bench.md/bench.json")
     p.add_argument("--train-crop", type=int, default=256, help="crop side for training img/s")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    p.add_argument("--heldout", action="store_true",
+                   help="score --model(s) (default: the model chain; 'pretrained' = the shipped "
+                        "model) and the references on held-out photos with fresh blurs of "
+                        "every data.synth kind; writes heldout.md/json")
+    p.add_argument("--per-kind", type=int, default=2, help="--heldout: fresh blurs per photo "
+                                                          "and kind")
 
 
 @command("bench", "params, GMACs, speed and test PSNR/SSIM of every generator + references")(
     _bench_args)
 def cmd_bench(args) -> int:
+    if args.heldout:
+        from gir.benchmarks.heldout import heldout_bench
+
+        result = heldout_bench(params_from_args(args), args.model, args.out,
+                               references=args.references, per_kind=args.per_kind,
+                               device=args.device)
+        print(result["markdown"])
+        say(f"bench: wrote {args.out}/heldout.md and heldout.json")
+        return 0
     from gir.benchmarks.models import bench
 
     result = bench(params_from_args(args), generators=args.generators, models=args.model,

@@ -103,6 +103,8 @@ def _check_ranges(obj: Any, prefix: str) -> None:
                 bad(k, "must be between 0 and 1")
         if abs(obj.train + obj.val + obj.test - 1.0) > 1e-6:
             bad("train", f"train + val + test must be 1, got {obj.train + obj.val + obj.test:g}")
+        if obj.min_test_scenes < 0:
+            bad("min_test_scenes", "must be 0 or more")
     if isinstance(obj, TrainConfig):
         for k in ("steps", "batch_size", "crop", "checkpoint_every", "log_every", "image_every"):
             if getattr(obj, k) <= 0:
@@ -116,10 +118,27 @@ def _check_ranges(obj: Any, prefix: str) -> None:
         if not 0 <= obj.resynth <= 1:
             bad("resynth", "must be between 0 and 1")
     if isinstance(obj, SynthConfig):
-        for k in ("motion_length", "defocus_radius", "gaussian_sigma", "noise_sigma"):
+        for k in ("motion_length", "defocus_radius", "gaussian_sigma", "noise_sigma",
+                  "shake_extent", "shake_focal_mm", "shot_noise", "read_noise", "jpeg_quality",
+                  "highlight_gain", "highlight_share"):
             v = getattr(obj, k)
             if len(v) != 2 or v[0] > v[1] or v[0] < 0:
                 bad(k, "must be [low, high] with 0 <= low <= high")
+        if obj.shake_extent[0] <= 0 or obj.shake_focal_mm[0] <= 0:
+            bad("shake_extent" if obj.shake_extent[0] <= 0 else "shake_focal_mm",
+                "must be positive")
+        if obj.shot_noise[1] > 0.2 or obj.read_noise[1] > 0.2:
+            bad("shot_noise" if obj.shot_noise[1] > 0.2 else "read_noise",
+                "at most 0.2 (a fraction of full scale)")
+        if obj.jpeg_quality[0] < 1 or obj.jpeg_quality[1] > 100:
+            bad("jpeg_quality", "must lie within [1, 100]")
+        if obj.highlight_gain[0] < 1:
+            bad("highlight_gain", "must be at least 1 (a gain above full scale)")
+        if obj.highlight_share[1] > 0.5:
+            bad("highlight_share", "at most 0.5 (a share of the brightest pixels)")
+        for k in ("jpeg_probability", "highlight_probability"):
+            if not 0 <= getattr(obj, k) <= 1:
+                bad(k, "must be between 0 and 1")
         if obj.per_image <= 0:
             bad("per_image", "must be positive")
         if not obj.kinds:

@@ -23,13 +23,25 @@ class SynthConfig:
     """How sharp photos are blurred synthetically (sample and folder sources)."""
 
     per_image: int = 6
-    kinds: list[Literal["motion", "defocus", "gaussian"]] = field(
+    kinds: list[Literal["motion", "defocus", "gaussian", "shake"]] = field(
         default_factory=lambda: ["motion", "defocus", "gaussian"]
     )
     motion_length: list[float] = field(default_factory=lambda: [7.0, 21.0])
     defocus_radius: list[float] = field(default_factory=lambda: [2.0, 5.0])
     gaussian_sigma: list[float] = field(default_factory=lambda: [1.0, 2.5])
     noise_sigma: list[float] = field(default_factory=lambda: [0.0, 0.01])
+    # Camera shake (kind `shake`): largest span of any corner's path, px; 35mm-equiv. focal.
+    shake_extent: list[float] = field(default_factory=lambda: [4.0, 40.0])
+    shake_focal_mm: list[float] = field(default_factory=lambda: [24.0, 85.0])
+    # Realistic degradations; the defaults leave them off (params.yaml turns them on).
+    linear_light: bool = False      # blur kernel kinds in linear light (shake always is)
+    shot_noise: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    read_noise: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    jpeg_probability: float = 0.0
+    jpeg_quality: list[int] = field(default_factory=lambda: [60, 95])
+    highlight_probability: float = 0.0
+    highlight_gain: list[float] = field(default_factory=lambda: [1.5, 4.0])
+    highlight_share: list[float] = field(default_factory=lambda: [0.001, 0.01])
 
 
 @dataclass
@@ -113,6 +125,7 @@ class SplitConfig:
     train: float = 0.8
     val: float = 0.1
     test: float = 0.1
+    min_test_scenes: int = 3    # the test split holds at least this many scenes (when there are)
 
 
 @dataclass

@@ -3,26 +3,48 @@
 Used by every source that starts from sharp photos (sample, folder, unsplash) and by the
 detector's synthetic test sets. Kernels are explicit arrays, so classical non-blind references
 (Wiener, Richardson-Lucy) can be handed the true kernel.
+
+The `shake` kind has no kernel: the camera rotates (yaw, pitch, roll) and moves along a smooth
+random path during the exposure, and the photo is the average of the warped frames in linear
+light, so the blur differs across the frame as it does in hand-held photos. Realistic
+degradations apply to every kind when ``data.synth`` asks for them: highlights above the
+sensor's full scale that clip into streaks, shot plus read noise in linear light, and a JPEG
+round trip.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import json
+
 import numpy as np
 from scipy import ndimage, signal
 
-BLUR_KINDS = ("motion", "defocus", "gaussian")
+BLUR_KINDS = ("motion", "defocus", "gaussian")  # kinds with one kernel for the whole image
+SYNTH_KINDS = BLUR_KINDS + ("shake",)            # every kind data.synth can draw
 
 
 @dataclass
 class BlurSpec:
-    """One synthetic degradation: its kernel and the parameters that made it."""
+    """One synthetic degradation: its kernel (None for shake) and the parameters that made it.
+
+    ``degradations`` holds what was drawn beyond the blur (shot_noise, read_noise,
+    highlight_gain/share, jpeg_quality, linear_light); empty means today's plain degradation.
+    """
 
     kind: str
-    kernel: np.ndarray
+    kernel: np.ndarray | None
     params: dict = field(default_factory=dict)
     noise_sigma: float = 0.0
+    degradations: dict = field(default_factory=dict)
+
+    @property
+    def margin(self) -> int:
+        """How far (px) the blur reaches: a crop needs this much context on each side."""
+        if self.kernel is None:
+            return int(np.ceil(self.params["extent"])) + 2
+        return self.kernel.shape[0] // 2
 
 
 def _normalise(k: np.ndarray) -> np.ndarray:
@@ -97,6 +119,193 @@ def gaussian_kernel(sigma: float) -> np.ndarray:
     return _normalise(np.outer(g, g))
 
 
+# --------------------------------------------------------------------------- camera shake
+
+SHAKE_DOF = ("yaw", "pitch", "roll", "shift_x", "shift_y", "zoom")
+_FILM_WIDTH_MM = 36.0  # focal lengths are 35 mm-equivalent: f_px = f_mm / 36 * longest side
+_MAX_STEP_PX = 1.0     # frames are dense enough that no point moves further between two
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """The sRGB transfer function inverted (x in [0, 1])."""
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(y: np.ndarray) -> np.ndarray:
+    """Linear light in [0, 1] to sRGB."""
+    y = np.clip(y, 0.0, 1.0)
+    return np.where(y <= 0.0031308, y * 12.92, 1.055 * np.power(y, 1 / 2.4) - 0.055)
+
+
+def _probe_points(h: int, w: int) -> np.ndarray:
+    """Corners, edge midpoints and centre (x, y): where the extent of a shake is measured."""
+    xs, ys = (0.0, (w - 1) / 2, w - 1.0), (0.0, (h - 1) / 2, h - 1.0)
+    return np.array([(x, y) for y in ys for x in xs])
+
+
+def pose_homographies(shape: tuple[int, int], focal_px: float, poses: np.ndarray) -> np.ndarray:
+    """One homography per frame, mapping the sharp photo's pixels to where a frame sees them.
+
+    poses is (frames, 6): yaw, pitch, roll (radians), shift_x, shift_y (px) and zoom (relative
+    scale change). H = S K R K^-1 with K a pinhole of focal_px centred on the image, R the
+    camera rotation and S the in-plane shift plus zoom about the centre.
+    """
+    h, w = shape
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    k = np.array([[focal_px, 0, cx], [0, focal_px, cy], [0, 0, 1.0]])
+    k_inv = np.linalg.inv(k)
+    out = np.empty((len(poses), 3, 3))
+    for i, (yaw, pitch, roll, sx, sy, zoom) in enumerate(poses):
+        cyw, syw, cp, sp, cr, sr = (np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch),
+                                    np.cos(roll), np.sin(roll))
+        r_yaw = np.array([[cyw, 0, syw], [0, 1, 0], [-syw, 0, cyw]])
+        r_pitch = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+        r_roll = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+        s = 1.0 + zoom
+        shift = np.array([[s, 0, cx - s * cx + sx], [0, s, cy - s * cy + sy], [0, 0, 1.0]])
+        out[i] = shift @ k @ (r_roll @ r_yaw @ r_pitch) @ k_inv
+    return out
+
+
+def _trajectories(homs: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(frames, points, 2): where each point lands in each frame."""
+    ph = np.concatenate([points, np.ones((len(points), 1))], axis=1)
+    q = np.einsum("fij,pj->fpi", homs, ph)
+    return q[..., :2] / q[..., 2:]
+
+
+def _extent(traj: np.ndarray) -> float:
+    """Largest span (max of x and y ranges) of any probe point's path, as motion_length."""
+    return float(np.max(np.maximum(np.ptp(traj[..., 0], axis=0), np.ptp(traj[..., 1], axis=0))))
+
+
+def _path_length(traj: np.ndarray) -> float:
+    """Longest distance travelled by any probe point."""
+    return float(np.max(np.linalg.norm(np.diff(traj, axis=0), axis=-1).sum(axis=0)))
+
+
+def shake_path(params: dict, shape: tuple[int, int]) -> tuple[np.ndarray, float, dict]:
+    """The camera path of a shake spec at an image size: (homographies, focal_px, realised).
+
+    The path is a cubic spline through a few random control poses (from params['seed']),
+    centred on its mean pose (so the blurred photo stays aligned with the sharp one) and
+    scaled so the largest span of any corner, edge midpoint or centre is params['extent'] px.
+    The frame count follows from the path length, so frames are at most ~1 px apart.
+    """
+    from scipy.interpolate import CubicSpline
+
+    h, w = shape
+    prng = np.random.default_rng(int(params["seed"]))
+    controls = int(prng.integers(3, 6))
+    focal_px = params["focal_mm"] / _FILM_WIDTH_MM * max(h, w)
+    radius = 0.5 * np.hypot(h, w)
+    # Per degree of freedom, its share of the shake in pixels of displacement, then converted
+    # to its own unit: hand-held shake is mostly yaw and pitch, some roll, a little shift/zoom.
+    weights = prng.uniform([0.3, 0.3, 0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.8, 0.4, 0.4, 0.2])
+    to_unit = np.array([1 / focal_px, 1 / focal_px, 1 / radius, 1.0, 1.0, 1 / radius])
+    knots = prng.normal(size=(controls, 6)) * weights * to_unit
+    fine_t = np.linspace(0, 1, 257)
+    fine = CubicSpline(np.linspace(0, 1, controls), knots, bc_type="natural")(fine_t)
+    fine -= fine.mean(axis=0)
+    points = _probe_points(h, w)
+    scale = 1.0
+    for _ in range(4):  # the projection is nearly linear in small poses: converge in a few steps
+        scale *= params["extent"] / max(_extent(_trajectories(
+            pose_homographies(shape, focal_px, fine * scale), points)), 1e-9)
+    fine *= scale
+    length = _path_length(_trajectories(pose_homographies(shape, focal_px, fine), points))
+    frames = int(np.clip(np.ceil(length / _MAX_STEP_PX) + 1, 8, 64))
+    t = np.linspace(0, 1, frames)
+    poses = np.stack([np.interp(t, fine_t, fine[:, j]) for j in range(6)], axis=1)
+    poses -= poses.mean(axis=0)
+    homs = pose_homographies(shape, focal_px, poses)
+    realised = {
+        "frames": frames, "controls": controls,
+        "yaw_deg": round(float(np.degrees(np.ptp(poses[:, 0]))), 4),
+        "pitch_deg": round(float(np.degrees(np.ptp(poses[:, 1]))), 4),
+        "roll_deg": round(float(np.degrees(np.ptp(poses[:, 2]))), 4),
+        "shift_px": round(float(max(np.ptp(poses[:, 3]), np.ptp(poses[:, 4]))), 4),
+        "zoom": round(float(np.ptp(poses[:, 5])), 6),
+        "extent_px": round(_extent(_trajectories(homs, points)), 3),
+    }
+    return homs, focal_px, realised
+
+
+def _sampling_grid(inv: "torch.Tensor", h: int, w: int, step: int = 8) -> "torch.Tensor":
+    """grid_sample's (frames, h, w, 2) grid for inverse homographies: exact on a coarse lattice
+    every `step` px, bilinear in between (a homography is smooth: the error is far below
+    0.01 px at these small rotations, and the full-size division is the slow part)."""
+    import torch
+    import torch.nn.functional as F
+
+    gh, gw = -(-(h - 1) // step) + 1, -(-(w - 1) // step) + 1
+    ys = torch.linspace(0, h - 1, gh, dtype=torch.float64)[:, None]
+    xs = torch.linspace(0, w - 1, gw, dtype=torch.float64)[None, :]
+    m = inv[:, :, :, None, None]
+    den = m[:, 2, 0] * xs + m[:, 2, 1] * ys + m[:, 2, 2]
+    gx = (m[:, 0, 0] * xs + m[:, 0, 1] * ys + m[:, 0, 2]) / den * (2 / max(w - 1, 1)) - 1
+    gy = (m[:, 1, 0] * xs + m[:, 1, 1] * ys + m[:, 1, 2]) / den * (2 / max(h - 1, 1)) - 1
+    coarse = torch.stack([gx, gy], 1).float()
+    return F.interpolate(coarse, size=(h, w), mode="bilinear",
+                         align_corners=True).permute(0, 2, 3, 1)
+
+
+def warp_average(image: np.ndarray, homs: np.ndarray, chunk: int = 8) -> np.ndarray:
+    """Mean of image warped by each homography (bilinear, reflected at the borders).
+
+    Frame f at pixel x shows the scene point H_f^-1 x. torch's grid_sample does the warps;
+    the frames are summed one by one in a fixed order, so the result does not depend on the
+    number of threads.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    h, w = image.shape[:2]
+    img = image if image.ndim == 3 else image[..., None]
+    src = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), np.float32))[None]
+    inv = torch.from_numpy(np.linalg.inv(homs))
+    acc = torch.zeros(src.shape[1:], dtype=torch.float32)
+    with torch.no_grad():
+        for start in range(0, len(inv), chunk):
+            grid = _sampling_grid(inv[start: start + chunk], h, w)
+            frames = F.grid_sample(src.expand(len(grid), -1, -1, -1), grid, mode="bilinear",
+                                   padding_mode="reflection", align_corners=True)
+            for f in frames:
+                acc += f
+    out = (acc / len(inv)).permute(1, 2, 0).numpy().astype(np.float64)
+    return out if image.ndim == 3 else out[..., 0]
+
+
+def shake_blur(linear: np.ndarray, spec: BlurSpec,
+               frame: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Render a shake spec on a linear-light image; the realised path is added to spec.params.
+
+    ``frame`` (photo height, width, y0, x0) says the image is a region of a larger photo at
+    (y0, x0): the camera path is that of the whole photo, seen through the region, so a
+    training crop gets the blur its place in the photo would have had.
+    """
+    h, w = linear.shape[:2]
+    full_h, full_w, y0, x0 = frame or (h, w, 0, 0)
+    homs, _, realised = shake_path(spec.params, (full_h, full_w))
+    if (y0, x0) != (0, 0):
+        to_full = np.array([[1.0, 0, x0], [0, 1, y0], [0, 0, 1]])
+        to_region = np.array([[1.0, 0, -x0], [0, 1, -y0], [0, 0, 1]])
+        homs = to_region @ homs @ to_full
+    spec.params.update(realised)
+    return warp_average(linear, homs)
+
+
+def params_json(spec: BlurSpec) -> str:
+    """The manifest's blur_params: what drew the blur plus the degradations, as sorted JSON."""
+    params = dict(spec.params)
+    if spec.degradations:
+        params["degradations"] = spec.degradations
+    return json.dumps(params, sort_keys=True)
+
+
+# --------------------------------------------------------------------------- drawing blurs
+
+
 def random_blur(
     kind: str,
     rng: np.random.Generator,
@@ -104,6 +313,8 @@ def random_blur(
     defocus_radius: tuple[float, float] = (2, 5),
     gaussian_sigma: tuple[float, float] = (1, 2.5),
     noise_sigma: tuple[float, float] = (0, 0.01),
+    shake_extent: tuple[float, float] = (4, 40),
+    shake_focal_mm: tuple[float, float] = (24, 85),
 ) -> BlurSpec:
     """Draw one degradation of the given kind with parameters from the given ranges."""
     noise = float(rng.uniform(*noise_sigma))
@@ -116,14 +327,55 @@ def random_blur(
     if kind == "gaussian":
         sigma = float(rng.uniform(*gaussian_sigma))
         return BlurSpec(kind, gaussian_kernel(sigma), {"sigma": round(sigma, 3)}, noise)
-    raise ValueError(f"unknown blur kind {kind!r} (expected one of {', '.join(BLUR_KINDS)})")
+    if kind == "shake":
+        extent = float(rng.uniform(*shake_extent))
+        focal = float(rng.uniform(*shake_focal_mm))
+        seed = int(rng.integers(2**31))
+        return BlurSpec(kind, None, {"extent": round(extent, 3), "focal_mm": round(focal, 2),
+                                     "seed": seed}, noise)
+    raise ValueError(f"unknown blur kind {kind!r} (expected one of {', '.join(SYNTH_KINDS)})")
+
+
+def _draw(rng: np.random.Generator, bounds) -> float | None:
+    """A value from [low, high]; None (and no draw) when the range is [0, 0], i.e. off."""
+    low, high = bounds
+    return None if high <= 0 else float(rng.uniform(low, high))
+
+
+def _chance(rng: np.random.Generator, p: float) -> bool:
+    """True with probability p; no draw when p is 0, so switched-off features change nothing."""
+    return p > 0 and bool(rng.random() < p)
+
+
+def draw_degradations(rng: np.random.Generator, synth) -> dict:
+    """The realistic degradations of one pair, drawn from data.synth's ranges (only those on)."""
+    out: dict = {}
+    if synth.linear_light:
+        out["linear_light"] = True
+    if _chance(rng, synth.highlight_probability):
+        out["highlight_gain"] = round(float(rng.uniform(*synth.highlight_gain)), 3)
+        out["highlight_share"] = round(float(rng.uniform(*synth.highlight_share)), 5)
+    for key in ("shot_noise", "read_noise"):
+        value = _draw(rng, getattr(synth, key))
+        if value is not None:
+            out[key] = round(value, 6)
+    if _chance(rng, synth.jpeg_probability):
+        low, high = synth.jpeg_quality
+        out["jpeg_quality"] = int(rng.integers(low, high + 1))
+    return out
 
 
 def synth_blur(kind: str, rng: np.random.Generator, synth) -> BlurSpec:
-    """random_blur with the ranges of the ``data.synth`` params (a SynthConfig): ingest and
-    training's fresh blurs draw from the same distribution through this one call."""
-    return random_blur(kind, rng, tuple(synth.motion_length), tuple(synth.defocus_radius),
-                       tuple(synth.gaussian_sigma), tuple(synth.noise_sigma))
+    """random_blur with the ranges of the ``data.synth`` params (a SynthConfig), plus its
+    degradations: ingest and training's fresh blurs draw from the same distribution here."""
+    spec = random_blur(kind, rng, tuple(synth.motion_length), tuple(synth.defocus_radius),
+                       tuple(synth.gaussian_sigma), tuple(synth.noise_sigma),
+                       tuple(synth.shake_extent), tuple(synth.shake_focal_mm))
+    spec.degradations = draw_degradations(rng, synth)
+    return spec
+
+
+# --------------------------------------------------------------------------- rendering
 
 
 def convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -138,10 +390,67 @@ def convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out if image.ndim == 3 else out[..., 0]
 
 
-def degrade(sharp: np.ndarray, spec: BlurSpec, rng: np.random.Generator) -> np.ndarray:
-    """Blur a uint8 image with spec's kernel, add Gaussian noise, and quantise back to 8 bits."""
+def boost_highlights(x: np.ndarray, gain: float, share: float) -> np.ndarray:
+    """The brightest `share` of pixels, among those already bright, times `gain`: light above
+    full scale, which the blur spreads and the sensor then clips, so point lights turn into
+    saturated streaks. Ranked, not thresholded, so a flat photo is not boosted wholesale."""
+    lum = x @ np.array([0.2126, 0.7152, 0.0722]) if x.ndim == 3 else x
+    flat = lum.ravel()
+    k = max(1, int(round(share * flat.size)))
+    top = np.argpartition(flat, -k)[-k:]
+    top = top[flat[top] > 0.25]  # dark pixels are not light sources
+    out = x.copy()
+    out.reshape(flat.size, -1)[top] *= gain
+    return out
+
+
+def sensor_noise(y: np.ndarray, shot: float, read: float, rng: np.random.Generator) -> np.ndarray:
+    """Signal-dependent noise in linear light: std sqrt(shot^2 * y + read^2), so `shot` is the
+    photon noise at full scale and `read` the floor that dominates in the shadows."""
+    var = shot**2 * np.clip(y, 0, None) + read**2
+    return y + rng.standard_normal(y.shape) * np.sqrt(var)
+
+
+def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
+    """Encode as JPEG at quality and decode again, as a shared or phone photo would be."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=int(quality))
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("RGB" if image.ndim == 3 else "L"))
+
+
+def degrade(sharp: np.ndarray, spec: BlurSpec, rng: np.random.Generator,
+            frame: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Blur a uint8 image as spec says and quantise back to 8 bits.
+
+    Plain specs (no degradations, a kernel kind) blur in sRGB, add Gaussian noise and quantise,
+    as before. Shake, and any spec with linear_light, works in linear light; highlights are
+    boosted before the blur and clipped after it, sensor noise comes before the clip, JPEG last.
+    ``frame`` places a region inside its photo (see shake_blur).
+    """
+    d = spec.degradations
     x = sharp.astype(np.float64) / 255.0
-    y = convolve(x, spec.kernel.astype(np.float64))
+    linear = spec.kind == "shake" or d.get("linear_light", False)
+    if linear:
+        x = srgb_to_linear(x)
+    if "highlight_gain" in d:
+        x = boost_highlights(x, d["highlight_gain"], d["highlight_share"])
+    if spec.kernel is None:
+        y = shake_blur(x, spec, frame)
+    else:
+        y = convolve(x, spec.kernel.astype(np.float64))
+    if d.get("shot_noise") or d.get("read_noise"):
+        y = sensor_noise(y, d.get("shot_noise", 0.0), d.get("read_noise", 0.0), rng)
+    if linear:
+        y = linear_to_srgb(y)  # clips at full scale: boosted highlights saturate
     if spec.noise_sigma > 0:
         y = y + rng.normal(0, spec.noise_sigma, y.shape)
-    return np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
+    out = np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
+    if d.get("jpeg_quality"):
+        out = jpeg_roundtrip(out, d["jpeg_quality"])
+    return out

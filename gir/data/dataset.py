@@ -29,6 +29,7 @@ class Pair:
     sharp: np.ndarray  # (H, W, 3) uint8
     row: dict
     kernel_path: str = ""  # absolute path of the true blur kernel (.npy) when synthetic
+    kernel: np.ndarray | None = None  # the true kernel in memory (pairs made on the fly)
 
 
 def load_split(data_dir: str | Path, manifest: str | Path, split: str,
@@ -44,7 +45,7 @@ def load_split(data_dir: str | Path, manifest: str | Path, split: str,
         pairs.append(Pair(row["pair_id"], row["blur_kind"],
                           read_rgb(resolve(data_dir, row["blur_path"])),
                           read_rgb(resolve(data_dir, row["sharp_path"])), row,
-                          resolve(data_dir, kernel) if isinstance(kernel, str) else ""))
+                          resolve(data_dir, kernel) if isinstance(kernel, str) and kernel else ""))
     return pairs
 
 
@@ -64,7 +65,7 @@ class CropDataset(Dataset):
     With ``resynth`` > 0, that share of crops from synthetic pairs gets a freshly drawn blur
     (a new kernel and noise from ``synth``, applied to the sharp crop) instead of the stored
     one: a few photos then teach thousands of kernels rather than the six each was stored with.
-    Pairs without a kernel (GoPro, real blur) are always used as stored.
+    Real blur (GoPro) is always used as stored.
     """
 
     def __init__(self, pairs: list[Pair], crop: int, length: int, seed: int,
@@ -94,7 +95,8 @@ class CropDataset(Dataset):
         flip = bool(rng.integers(2))
         b = pair.blur[y: y + self.crop, x: x + self.crop]
         s = pair.sharp[y: y + self.crop, x: x + self.crop]
-        if self.resynth > 0 and pair.kernel_path and rng.random() < self.resynth:
+        if self.resynth > 0 and pair.blur_kind in synthetic_blur.SYNTH_KINDS \
+                and rng.random() < self.resynth:
             b = self._fresh_blur(pair.sharp, y, x, rng)  # same crop and turn, new blur
         b, s = np.rot90(b, k), np.rot90(s, k)
         if flip:
@@ -103,12 +105,13 @@ class CropDataset(Dataset):
 
     def _fresh_blur(self, sharp: np.ndarray, y: int, x: int,
                     rng: np.random.Generator) -> np.ndarray:
-        """The crop at (y, x) blurred anew: the sharp crop plus a kernel-sized margin is
-        degraded as the source degrades whole photos (reflected at the photo's borders)."""
+        """The crop at (y, x) blurred anew: the sharp crop plus the blur's reach on each side is
+        degraded as the source degrades whole photos (reflected at the photo's borders; a shake
+        follows the whole photo's camera path, seen through the crop)."""
         spec = synthetic_blur.synth_blur(str(rng.choice(self.synth.kinds)), rng, self.synth)
-        pad = spec.kernel.shape[0] // 2
+        pad = spec.margin
         h, w = sharp.shape[:2]
         y0, x0 = max(y - pad, 0), max(x - pad, 0)
         y1, x1 = min(y + self.crop + pad, h), min(x + self.crop + pad, w)
-        region = synthetic_blur.degrade(sharp[y0:y1, x0:x1], spec, rng)
+        region = synthetic_blur.degrade(sharp[y0:y1, x0:x1], spec, rng, frame=(h, w, y0, x0))
         return region[y - y0: y - y0 + self.crop, x - x0: x - x0 + self.crop]

@@ -45,9 +45,12 @@ def unsharp_reference(blur: np.ndarray, pair: Pair, radius: float = 2.0,
 
 def _true_kernel(pair: Pair) -> np.ndarray | None:
     """The pair's true blur kernel (synthetic pairs only), normalised to sum 1."""
-    if not pair.kernel_path:
-        return None
-    k = np.load(pair.kernel_path).astype(np.float64)
+    if pair.kernel is not None:
+        k = pair.kernel.astype(np.float64)
+    elif pair.kernel_path:
+        k = np.load(pair.kernel_path).astype(np.float64)
+    else:
+        return None  # real blur, or shake (no single kernel)
     return k / max(k.sum(), 1e-12)
 
 

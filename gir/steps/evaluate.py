@@ -2,7 +2,8 @@
 
 Whole processed images (no crops), never the training split. Every method is scored on the
 same pairs (gir.rectifier.scoring): the model, the blurred input itself (the bar to clear), and
-classical references (unsharp mask; Wiener / Richardson-Lucy with the true kernel).
+classical references (unsharp mask; Wiener / Richardson-Lucy with the true kernel), and
+the pretrained model shipped with gir (what fine-tuning started from).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from gir.data.dataset import load_split
 from gir.errors import GirError
 from gir.data.imageio import write_text_atomic
 from gir.data.manifest import data_version, read_manifest
+from gir.nn.shipped import shipped_model_dir
 from gir.rectifier.scoring import REFERENCES, model_method, score, summarise
+
+PRETRAINED = "pretrained"  # the model shipped in the package, scored beside the new one
 
 def evaluate(
     cfg: EvaluateConfig,
@@ -36,11 +40,18 @@ def evaluate(
         raise GirError(f"evaluate: the {cfg.split} split is empty")
     df = read_manifest(split_manifest)
     deblurrer = Deblurrer.from_dir(model_dir)
-    unknown = [r for r in cfg.references if r not in REFERENCES]
+    unknown = [r for r in cfg.references if r not in REFERENCES and r != PRETRAINED]
     if unknown:
         raise GirError(f"evaluate.references: unknown {unknown[0]!r} "
-                       f"(known: {', '.join(REFERENCES)})")
-    methods = {"model": model_method(deblurrer), **{r: REFERENCES[r] for r in cfg.references}}
+                       f"(known: {', '.join([*REFERENCES, PRETRAINED])})")
+    methods = {"model": model_method(deblurrer),
+               **{r: REFERENCES[r] for r in cfg.references if r in REFERENCES}}
+    if PRETRAINED in cfg.references:
+        shipped = shipped_model_dir()
+        if shipped is None:
+            print("evaluate: no pretrained model ships with this install; not scored")
+        else:  # what the user gets without training: the bar a fine-tuned model must clear
+            methods[PRETRAINED] = model_method(Deblurrer.from_dir(shipped))
     rows = score(methods, pairs, progress=True)
     summary = summarise(rows)
     base = summary["methods"].get("blurred", {}).get("psnr")

@@ -20,12 +20,16 @@ SPLITS = ("train", "val", "test")
 def assign_scenes(scenes: list[str], cfg: SplitConfig, seed: int) -> dict[str, str]:
     """Map each scene to a split: order by a seeded hash, then cut by the fractions.
 
-    Every split with a non-zero fraction gets at least one scene when there are enough scenes.
+    Every split with a non-zero fraction gets at least one scene when there are enough scenes,
+    and the test split at least ``min_test_scenes`` (a promotion decision resting on one scene
+    is a decision about that scene), as long as two scenes are left for train and val.
     """
     order = sorted(set(scenes), key=lambda s: hashlib.sha256(f"{seed}:{s}".encode()).hexdigest())
     n = len(order)
     n_test = round(n * cfg.test)
     n_val = round(n * cfg.val)
+    if cfg.test > 0:
+        n_test = max(n_test, min(cfg.min_test_scenes, n - 2))
     if cfg.test > 0 and n_test == 0 and n >= 2:
         n_test = 1
     if cfg.val > 0 and n_val == 0 and n >= 3:

@@ -3,7 +3,7 @@
 Code that runs a model (gir.rectifier) takes a loaded model and knows nothing of its origin;
 every command (CLI, web page, REST, batch) asks here. A deblurrer reference is a model
 directory, an ONNX file, an MLflow URI (``models:/NAME@ALIAS``, ``models:/NAME/3``,
-``runs:/...``), or nothing, meaning the default chain: the registry champion, then the model
+``runs:/...``), ``pretrained`` (the shipped model), or nothing, meaning the default chain: the registry champion, then the model
 shipped in the package. Looking a model up never creates a tracking store.
 """
 
@@ -109,6 +109,11 @@ def _load_deblurrer(model, device: str, runtime: str):
         return OnnxDeblurrer(model), f"{model} (onnx)"
     if model is not None:
         ref = str(model)
+        if ref == "pretrained":
+            shipped = shipped_model_dir()
+            if shipped is None:
+                raise GirError("--model pretrained: this install ships no pretrained model")
+            return Deblurrer.from_dir(shipped, device), "the pretrained model shipped with gir"
         if Path(ref).is_dir():
             return Deblurrer.from_dir(ref, device), ref
         if is_mlflow_uri(ref):

@@ -61,10 +61,12 @@ def synthesize_pairs(
         pair_id = f"{name}-{i:02d}"
         blur_png = encode_png(blurred)
         write_bytes_atomic(out_dir / f"blur/{pair_id}.png", blur_png)
-        kernel_rel = f"kernels/{pair_id}.npy"
-        with atomic_path(out_dir / kernel_rel) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, spec.kernel)
+        kernel_rel = ""  # shake varies across the frame: no single kernel to keep
+        if spec.kernel is not None:
+            kernel_rel = f"kernels/{pair_id}.npy"
+            with atomic_path(out_dir / kernel_rel) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, spec.kernel)
         rows.append({
             "pair_id": pair_id,
             "scene": scene,
@@ -79,7 +81,7 @@ def synthesize_pairs(
             "bit_depth": 8,
             "format": "PNG",
             "blur_kind": kind,
-            "blur_params": json.dumps(spec.params, sort_keys=True),
+            "blur_params": blur.params_json(spec),
             "noise_sigma": round(spec.noise_sigma, 5),
             "kernel_path": kernel_rel,
             **(extra or {}),

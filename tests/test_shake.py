@@ -1,0 +1,99 @@
+"""Camera shake and realistic degradations (data.synth), and the held-out benchmark's pairs."""
+
+import json
+
+import numpy as np
+import pytest
+
+from gir.config import SplitConfig, SynthConfig
+from gir.data import blur
+from gir.steps.split import assign_scenes
+from tests.conftest import tiny_params
+
+
+def _photo(h=96, w=128):
+    rng = np.random.default_rng(3)
+    return (rng.random((h, w, 3)) * 255).astype(np.uint8)
+
+
+def _shake(extent=12.0, seed=5, **degradations):
+    return blur.BlurSpec("shake", None, {"extent": extent, "focal_mm": 24.0, "seed": seed},
+                         degradations=degradations)
+
+
+def test_shake_path_has_the_drawn_extent_and_turns_the_camera():
+    homs, _, realised = blur.shake_path({"extent": 20.0, "focal_mm": 28.0, "seed": 1}, (300, 400))
+    assert realised["extent_px"] == pytest.approx(20.0, rel=0.02)
+    assert realised["yaw_deg"] > 0 and realised["pitch_deg"] > 0
+    assert len(homs) == realised["frames"] >= 8
+
+
+def test_shake_blur_varies_across_the_frame():
+    """A rotating camera moves the corners differently: the blur is not one kernel."""
+    homs, _, _ = blur.shake_path({"extent": 20.0, "focal_mm": 24.0, "seed": 11}, (301, 301))
+    pts = np.array([[0.0, 0.0, 1.0], [300.0, 300.0, 1.0], [150.0, 150.0, 1.0]])
+    q = np.einsum("fij,pj->fpi", homs, pts)
+    paths = q[..., :2] / q[..., 2:] - pts[None, :, :2]  # displacement of each point per frame
+    assert np.abs(paths[:, 0] - paths[:, 1]).max() > 1.0  # opposite corners follow other paths
+
+
+def test_a_crop_rendered_in_its_frame_matches_the_crop_of_the_whole_render():
+    """Training re-blurs crops: with frame=..., a crop gets the blur its place in the photo has."""
+    sharp = _photo(120, 160)
+    whole = blur.degrade(sharp, _shake(10.0), np.random.default_rng(0))
+    y0, x0, m = 30, 50, _shake(10.0).margin
+    region = sharp[y0 - m: y0 + 48 + m, x0 - m: x0 + 48 + m]
+    part = blur.degrade(region, _shake(10.0), np.random.default_rng(0),
+                        frame=(120, 160, y0 - m, x0 - m))
+    diff = np.abs(part[m:-m, m:-m].astype(int) - whole[y0:y0 + 48, x0:x0 + 48].astype(int))
+    assert diff.max() <= 1
+
+
+def test_degradations_are_drawn_recorded_and_off_by_default():
+    rng = np.random.default_rng(0)
+    plain = blur.synth_blur("motion", rng, SynthConfig())
+    assert plain.degradations == {} and "degradations" not in json.loads(blur.params_json(plain))
+    synth = SynthConfig(kinds=["shake"], shot_noise=[0.01, 0.02], read_noise=[0.001, 0.002],
+                        jpeg_probability=1.0, highlight_probability=1.0)
+    spec = blur.synth_blur("shake", rng, synth)
+    out = blur.degrade(_photo(), spec, rng)
+    recorded = json.loads(blur.params_json(spec))
+    assert set(recorded["degradations"]) == {"shot_noise", "read_noise", "jpeg_quality",
+                                             "highlight_gain", "highlight_share"}
+    assert recorded["frames"] >= 8 and out.dtype == np.uint8 and out.shape == (96, 128, 3)
+
+
+def test_highlights_clip_into_streaks():
+    sharp = np.full((64, 64, 3), 40, np.uint8)
+    sharp[30:34, 30:34] = 250  # a small lamp
+    boosted = blur.degrade(sharp, _shake(6.0, highlight_gain=4.0, highlight_share=16 / 4096),
+                           np.random.default_rng(0))
+    plain = blur.degrade(sharp, _shake(6.0), np.random.default_rng(0))
+    saturated = (boosted.min(axis=-1) >= 254).sum()
+    assert saturated > 16 and (plain.min(axis=-1) >= 254).sum() < saturated  # spread, clipped
+    assert boosted[0, 0, 0] == plain[0, 0, 0]  # the rest of the photo is not boosted
+
+
+def test_the_test_split_holds_several_scenes():
+    scenes = [f"s{i}" for i in range(11)]
+    mapping = assign_scenes(scenes, SplitConfig(), seed=0)
+    assert list(mapping.values()).count("test") == 3
+    assert list(mapping.values()).count("train") >= 7
+    few = assign_scenes(scenes[:4], SplitConfig(), seed=0)
+    assert sorted(few.values()).count("train") >= 1
+
+
+def test_heldout_pairs_cover_every_kind_and_refuse_training_photos():
+    from gir.benchmarks.heldout import gains, heldout_pairs
+    from gir.errors import GirError
+    from gir.rectifier.scoring import REFERENCES, score, summarise
+
+    params = tiny_params("data.synth.kinds=[motion, shake]")
+    pairs = heldout_pairs(params, photos=["camera", "china"], per_kind=1, max_side=64)
+    assert sorted(p.blur_kind for p in pairs) == ["motion", "motion", "shake", "shake"]
+    summary = summarise(score({r: REFERENCES[r] for r in ("blurred", "wiener")}, pairs))
+    assert "wiener" not in summary["per_kind"]["shake"]  # no single kernel to hand it
+    assert gains(summary)["blurred"]["motion"] == 0
+    assert summary["per_kind"]["motion"]["wiener"]["psnr"] > summary["per_kind"]["motion"]["blurred"]["psnr"]
+    with pytest.raises(GirError, match="in data.sample.images"):
+        heldout_pairs(tiny_params("data.sample.images=[camera]"), photos=["camera"])
