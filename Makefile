@@ -50,7 +50,7 @@ test: install browser
 
 # The model shipped in gir/nn/shipped/: corpus -> the same pipeline steps with
 # profiles/pretrain.yaml -> held-out benchmark. Resumable: run it again after an interruption.
-# Then `gir ship --model $(PT)/model --heldout $(PT)/heldout.md` and commit gir/nn/shipped/.
+# Then `gir ship --model $(PT)/model --heldout $(PT)/heldout/heldout.md`; commit gir/nn/shipped/.
 PT  := work/pretrain
 PTP := --params profiles/pretrain.yaml
 pretrain: install
@@ -61,7 +61,7 @@ pretrain: install
 	$(BIN)/gir split $(PTP) --data $(PT)/processed --out $(PT)/split
 	$(BIN)/gir train $(PTP) --data $(PT)/processed --split $(PT)/split/manifest.csv --out $(PT)/model --report $(PT)/train --checkpoints $(PT)/checkpoints --resume
 	$(BIN)/gir evaluate $(PTP) --data $(PT)/processed --split $(PT)/split/manifest.csv --model $(PT)/model --out $(PT)/metrics.json
-	$(BIN)/gir bench --heldout --model pretrained=$(PT)/model --out $(PT)/heldout
+	$(BIN)/gir bench --heldout --model pretrained=$(PT)/model --out $(PT)/heldout --no-mlflow
 
 clean-outputs:
 	rm -rf data models checkpoints reports mlflow.db mlruns pipeline_root work
