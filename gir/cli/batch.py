@@ -1,0 +1,103 @@
+"""`gir watch`, and the folder / s3:// prefix side of `gir rectify` and `gir deblur`.
+
+Both call gir.rectifier.batch with a model loader from the one resolver; the loader is called
+once, and only when some input needs the model.
+"""
+
+from __future__ import annotations
+
+from gir.cli.common import command, say
+
+
+def uses_ledger(inputs: list[str], out: str) -> bool:
+    """Folders, prefixes and s3:// destinations go through the ledgered batch; plain files into
+    a local folder keep the simple behaviour (OUT/<stem>.png, no ledger)."""
+    from gir.data.imageio import is_remote
+    from gir.data.storage import is_tree
+
+    return is_remote(out) or any(is_tree(i) for i in inputs)
+
+
+def model_loader(args):
+    """The (deblurrer, version) loader for --model/--device/--runtime, resolved on first use."""
+    from gir.tracking.resolve import resolve_deblurrer_with_source
+
+    return lambda: resolve_deblurrer_with_source(args.model, args.device,
+                                                 runtime=getattr(args, "runtime", "torch"))
+
+
+def detector_for(task: str, args):
+    from gir.tracking.resolve import resolve_detector
+
+    return resolve_detector(getattr(args, "detector", None)) if task == "rectify" else None
+
+
+def run_ledgered(args, task: str) -> int:
+    """`gir rectify|deblur SRC... -o DST` over folders / prefixes, with the ledger in DST/_gir."""
+    import sys
+
+    from gir.rectifier.batch import run_batch
+    from gir.rectifier.ledger import REPORT
+
+    report = run_batch(args.inputs, args.out, task, model_loader(args), detector_for(task, args),
+                       reprocess=args.reprocess, progress=sys.stderr.isatty())
+    for item in report["failed"]:
+        say(f"gir {task}: failed {item['input']}: {item['reason']}")
+    c = report["counts"]
+    say(f"{task}: {c['written']} written, {c['failed']} failed, {c['skipped']} skipped "
+        f"(unchanged) -> {args.out}; report {report['dest'].rstrip('/')}/{REPORT}"
+        + (f"; model {report['model']}" if report["model"] else ""))
+    return 1 if report["failed"] else 0
+
+
+def add_batch_flags(p) -> None:
+    p.add_argument("--reprocess", action="store_true",
+                   help="(folders, prefixes, s3:// destinations) also redo inputs whose ledger "
+                        "entry names another model version")
+
+
+def _watch_args(p):
+    p.add_argument("sources", nargs="+", metavar="SRC",
+                   help="a folder or s3://bucket/prefix/ to watch (or several)")
+    p.add_argument("-o", "--out", required=True, help="output folder or s3:// prefix")
+    p.add_argument("--task", default="rectify", choices=["rectify", "deblur"],
+                   help="rectify (default): deblur only the blurred photos, with json reports; "
+                        "deblur: deblur every photo")
+    p.add_argument("--interval", type=float, default=10.0,
+                   help="seconds between polls when there is nothing to do (default 10)")
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="inputs per batch: a backlog is worked through in batches this big")
+    p.add_argument("--model", default=None,
+                   help="MLflow URI or model directory (default: models:/gir-deblur@champion)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--detector", default=None, metavar="DETECTOR.json",
+                   help="a fitted detector (default: as `gir detect`)")
+    add_batch_flags(p)
+
+
+@command("watch", "watch a folder or S3 prefix and rectify new photos as they arrive")(
+    _watch_args)
+def cmd_watch(args) -> int:
+    import signal
+    import threading
+
+    from gir.errors import GirError
+    from gir.rectifier.batch import watch
+
+    if args.batch_size < 1 or args.interval < 0:
+        raise GirError("--batch-size must be at least 1 and --interval not negative")
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        say(f"watch: {signal.Signals(signum).name}: finishing the current input, then stopping")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    say(f"watch: {', '.join(args.sources)} -> {args.out} ({args.task}, every "
+        f"{args.interval:g} s, batches of {args.batch_size})")
+    total = watch(args.sources, args.out, args.task, model_loader(args),
+                  detector_for(args.task, args), interval=args.interval,
+                  batch_size=args.batch_size, reprocess=args.reprocess, stop=stop, log=say)
+    say(f"watch: stopped; {total} written since start")
+    return 0
