@@ -114,6 +114,12 @@ def model_version(where: str) -> str:
     import re
 
     ref = where.removesuffix(" (onnx)")
+    if ref.startswith("the pretrained model shipped with gir"):
+        shipped = shipped_model_dir()
+        if shipped is not None:   # the same weights in any install: name them by content
+            from gir.nn.shipped import WEIGHTS
+
+            return f"shipped sha256:{file_sha256(shipped / WEIGHTS)[:12]}"
     path = Path(ref)
     if path.exists():
         files = sorted(f for f in (path.rglob("*") if path.is_dir() else [path])
