@@ -14,8 +14,8 @@ naming any object outside the configured source prefix is refused whole (403). H
 with nothing, for MinIO's reachability check.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the endpoint's annotations (Request)
+# at route creation, and they must be real classes, not strings naming local imports.
 import hmac
 import json
 import os
@@ -37,7 +37,7 @@ class EventsConfig:
     source: str
     dest: str
     task: str = "rectify"
-    token: str | None = None
+    token: "str | None" = None
 
     def __post_init__(self):
         if not self.source.startswith("s3://"):
