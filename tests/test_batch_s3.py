@@ -175,3 +175,29 @@ def test_single_files_and_an_s3_destination(s3, tiny_model, detector_file, tmp_p
     assert "2 written, 0 failed" in proc.stderr
     assert keys(client, "gir-files", "out/")[-2:] == ["photo0000.png.png", "photo0001.png.png"]
     assert "0 written, 0 failed, 2 skipped" in run_gir(*args, cwd=tmp_path, env=FAST).stderr
+
+
+def test_bad_sources_fail_alone_and_a_missing_destination_bucket_is_one_line(s3, tmp_path):
+    """A missing bucket, object or folder is one failure line; the good source still runs."""
+    from gir.rectifier.batch import run_batch, watch
+
+    url, client = s3
+    client.create_bucket(Bucket="gir-mixed")
+    upload(client, "gir-mixed", "in/", photos(2, seed=6))
+    model = Invert()
+    report = run_batch(["s3://gir-nope/in/", "s3://gir-mixed/in/missing.png",
+                        str(tmp_path / "absent"), "s3://gir-mixed/in/"],
+                       str(tmp_path / "out"), "deblur", loader(model, "v1"))
+    reasons = {f["input"]: f["reason"] for f in report["failed"]}
+    assert reasons == {"s3://gir-nope/in/": "no such bucket 'gir-nope'",
+                       "s3://gir-mixed/in/missing.png": "no such object or prefix",
+                       str(tmp_path / "absent"): "no such file or folder"}
+    assert report["counts"]["written"] == 2 and model.calls == 2
+    with pytest.raises(GirError, match="^destination s3://gir-nope/out/: no such bucket"):
+        run_batch(["s3://gir-mixed/in/"], "s3://gir-nope/out/", "deblur", loader(model, "v1"))
+    with pytest.raises(GirError, match="^cannot watch s3://gir-nope/in/: no such bucket"):
+        watch(["s3://gir-nope/in/"], str(tmp_path / "w"), "deblur", loader(model, "v1"))
+    proc = run_gir("rectify", "s3://gir-nope/in/", "-o", str(tmp_path / "cli"), cwd=tmp_path,
+                   check=False, env=FAST)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "failed s3://gir-nope/in/: no such bucket 'gir-nope'" in proc.stderr

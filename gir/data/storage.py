@@ -199,6 +199,55 @@ def split_source(url: str) -> tuple[Location, list[str] | None]:
     return Location(str(Path(url).resolve().parent)), [Path(url).name]
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def bucket_exists(loc: Location) -> bool:
+    """Whether the bucket of a remote location is there (and we may look at it)."""
+    bucket = loc.root.split("/", 1)[0]
+    try:
+        return bool(loc.fs.exists(bucket))
+    except Exception:  # noqa: BLE001 - forbidden or unreachable: the listing will say which
+        return True
+
+
+def missing_reason(url: str) -> str | None:
+    """Why a source that listed no files is wrong, or None when it is just empty (a prefix
+    waiting for uploads is empty, not wrong)."""
+    loc = Location(url)
+    if not loc.remote:
+        return None if Path(url).is_dir() else "no such file or folder"
+    if not bucket_exists(loc):
+        return f"no such bucket {loc.root.split('/', 1)[0]!r}"
+    if not url.endswith("/") and "/" in loc.root and not loc.fs.isdir(loc.root):
+        return "no such object or prefix"
+    return None
+
+
+def list_source(loc: Location, url: str) -> list[Stat]:
+    """loc.list(), with an unreadable or missing source as one GirError line."""
+    try:
+        stats = loc.list()
+    except GirError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - credentials, network, permissions
+        raise GirError(f"cannot list {url}: {_one_line(exc)}") from None
+    if not stats:
+        why = missing_reason(url)
+        if why:
+            raise GirError(f"cannot list {url}: {why}")
+    return stats
+
+
+def check_destination(loc: Location) -> None:
+    """A remote destination whose bucket is missing fails before any work, in one line."""
+    if loc.remote and not bucket_exists(loc):
+        raise GirError(f"destination {loc.url}: no such bucket "
+                       f"{loc.root.split('/', 1)[0]!r}")
+
+
 def is_tree(url: str) -> bool:
     """Whether url names a folder or prefix (as opposed to a single file or nothing)."""
     if not is_remote(url):

@@ -28,7 +28,8 @@ from pathlib import PurePosixPath
 from typing import Callable
 
 from gir.data.imageio import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, encode_png
-from gir.data.storage import Location, Stat, is_hidden, safe_rel, split_source
+from gir.data.storage import (Location, Stat, check_destination, is_hidden, list_source,
+                              safe_rel, split_source)
 from gir.errors import BadImageError, GirError
 from gir.rectifier.deblur import render
 from gir.rectifier.ledger import DONE, FAILED, META_DIR, REPORT, Ledger, now
@@ -123,6 +124,7 @@ def plan(sources: list[str], dest: str | Location, task: str = "rectify",
         raise GirError("no inputs given")
     if only is not None and len(sources) != 1:
         raise GirError("named inputs need exactly one source")
+    check_destination(dest)
     p = Plan(dest, ledger)
     items: dict[str, Item] = {}
     for src in sources:
@@ -133,7 +135,12 @@ def plan(sources: list[str], dest: str | Location, task: str = "rectify",
             if loc.contains(dest):
                 raise GirError(f"the destination {dest.url} is inside the source {loc.url}: "
                                "outputs would become inputs; pick a destination outside it")
-            stats = loc.list()
+            try:
+                stats = list_source(loc, str(src))
+            except GirError as exc:   # this source only: the others are still processed
+                p.failed.append({"input": str(src), "reason": str(exc).removeprefix(
+                    f"cannot list {src}: ")})
+                stats = []
         else:
             stats = []
             for rel in rels:
@@ -403,7 +410,12 @@ def watch(sources: list[str], dest: str, task: str, model, detector=None, *,
     """Poll the sources and process new arrivals in batches of at most batch_size, until stop
     is set (SIGTERM in `gir watch`); a backlog is worked through batch after batch without
     waiting. One log line per batch. Returns the number of inputs written."""
+    from gir.data.storage import missing_reason
+
     stop = stop or threading.Event()
+    for src in sources:   # a wrong source is a typo, not an empty prefix to wait on
+        if split_source(str(src))[1] is None and (why := missing_reason(str(src))):
+            raise GirError(f"cannot watch {src}: {why}")
     slot, ledger = as_slot(model), Ledger(Location(dest))
     total, batches, first = 0, 0, True
     while not stop.is_set():
