@@ -201,3 +201,19 @@ def test_bad_sources_fail_alone_and_a_missing_destination_bucket_is_one_line(s3,
                    check=False, env=FAST)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "failed s3://gir-nope/in/: no such bucket 'gir-nope'" in proc.stderr
+
+
+def test_bench_batch_reports_images_per_second(tiny_model, tmp_path):
+    """`gir bench --batch SRC --batch-make N`: synthetic photos, then the timed batch."""
+    proc = run_gir("bench", "--batch", str(tmp_path / "src"), "--batch-make", "4",
+                   "--batch-megapixels", "0.01", "--batch-model", str(tiny_model),
+                   "--batch-task", "deblur", "--out", str(tmp_path / "rep"), "--threads", "1",
+                   cwd=tmp_path, env=FAST)
+    result = json.loads((tmp_path / "rep/batch.json").read_text())
+    assert result["images"] == 4 and result["failed"] == 0 and result["images_per_second"] > 0
+    assert result["megapixels_per_second"] > 0 and result["torch_threads"] == 1
+    assert "| deblur | 4 | 0 |" in proc.stdout
+    photos_made = sorted(p.name for p in (tmp_path / "src/bench").iterdir())
+    assert photos_made == [f"photo{i:04d}.jpg" for i in range(4)]
+    with Image.open(tmp_path / "src/bench/photo0000.jpg") as im:
+        assert abs(im.size[0] * im.size[1] - 10_000) < 300

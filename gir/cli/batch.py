@@ -101,3 +101,70 @@ def cmd_watch(args) -> int:
                   batch_size=args.batch_size, reprocess=args.reprocess, stop=stop, log=say)
     say(f"watch: stopped; {total} written since start")
     return 0
+
+
+def add_bench_batch_flags(p) -> None:
+    g = p.add_argument_group("batch throughput (gir bench --batch SRC)")
+    g.add_argument("--batch", default=None, metavar="SRC",
+                   help="instead of the generator table: images/s of the batch (`gir rectify "
+                        "SRC -o DST`) over every photo in this folder or s3:// prefix")
+    g.add_argument("--batch-make", type=int, default=0, metavar="N",
+                   help="first write N synthetic photos to SRC/bench/ (a third blurred)")
+    g.add_argument("--batch-megapixels", type=float, default=1.0,
+                   help="size of the --batch-make photos (default 1 MP)")
+    g.add_argument("--batch-task", default="rectify", choices=["rectify", "deblur"])
+    g.add_argument("--batch-out", default=None, metavar="DST",
+                   help="write outputs under DST/bench-<time>/ (default: a temporary folder)")
+    g.add_argument("--batch-model", default=None, metavar="DIR_OR_URI",
+                   help="the model (default: the resolver chain, as `gir rectify`); 'fresh' = "
+                        "an untrained params.yaml generator, which costs what a trained one does")
+    g.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    g.add_argument("--endpoint-url", default=None,
+                   help="S3-compatible endpoint (MinIO), e.g. http://minio:9000")
+
+
+def run_bench_batch(args) -> int:
+    """`gir bench --batch SRC`: fill SRC if asked, then time the batch over it."""
+    from gir.benchmarks.batch import bench_batch, make_photos
+    from gir.data.storage import use_endpoint
+    from gir.errors import GirError
+
+    use_endpoint(args.endpoint_url)
+    if args.batch_make < 0 or args.batch_megapixels <= 0:
+        raise GirError("--batch-make must be >= 0 and --batch-megapixels > 0")
+    if args.batch_make:
+        made = make_photos(args.batch, args.batch_make, args.batch_megapixels)
+        say(f"bench: wrote {len(made)} photos of {args.batch_megapixels:g} MP under "
+            f"{args.batch.rstrip('/')}/bench/")
+    if args.batch_model == "fresh":
+        model = _fresh_model(args)
+    else:
+        args.model, args.runtime = args.batch_model, "torch"
+        model = model_loader(args)
+    result = bench_batch(args.batch, model, detector_for(args.batch_task, args),
+                         task=args.batch_task, dest=args.batch_out, out_dir=args.out,
+                         threads=args.threads)
+    print(result["markdown"])
+    say(f"bench: {result['images']} images in {result['seconds']} s = "
+        f"{result['images_per_second']} images/s; wrote {args.out}/batch.json and batch.md")
+    return 0
+
+
+def _fresh_model(args):
+    """A loader of the params.yaml generator, untrained (seed 0)."""
+    import json
+
+    def load():
+        import torch
+
+        from gir.cli.common import params_from_args
+        from gir.nn import build_generator
+        from gir.rectifier.inference import Deblurrer, resolve_device
+
+        m = params_from_args(args).model
+        torch.manual_seed(0)
+        say(f"gir: model: fresh {m.generator} {m.generator_args} (untrained)")
+        return (Deblurrer(build_generator(m.generator, m.generator_args),
+                          resolve_device(args.device), progress=False),
+                f"fresh {m.generator} {json.dumps(m.generator_args, sort_keys=True)}")
+    return load

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gir.cli.batch import add_batch_flags
+from gir.cli.batch import add_batch_flags, add_bench_batch_flags
 from gir.cli.common import add_params, add_split_data, command, params_from_args, say
 
 
@@ -105,11 +105,16 @@ def _bench_args(p):
                         "every data.synth kind; writes heldout.md/json")
     p.add_argument("--per-kind", type=int, default=2, help="--heldout: fresh blurs per photo "
                                                           "and kind")
+    add_bench_batch_flags(p)
 
 
 @command("bench", "params, GMACs, speed and test PSNR/SSIM of every generator + references")(
     _bench_args)
 def cmd_bench(args) -> int:
+    if args.batch:
+        from gir.cli.batch import run_bench_batch
+
+        return run_bench_batch(args)
     if args.heldout:
         from gir.benchmarks.heldout import heldout_bench
 

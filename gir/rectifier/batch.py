@@ -336,7 +336,8 @@ def process(todo: list[Item], p: Plan, task: str, slot: ModelSlot, detector, rep
             write(item, files, {**base, "status": DONE, "model": slot.version, "outputs": outs,
                                 "action": action},
                   {"_as": "written", "input": item.url,
-                   "outputs": [p.dest.url_of(o) for o in outs], "action": action})
+                   "outputs": [p.dest.url_of(o) for o in outs], "action": action,
+                   "pixels": int(out.shape[0] * out.shape[1])})
         while inflight:
             finish(*inflight.popleft())
         bar.close()
