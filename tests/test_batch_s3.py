@@ -9,14 +9,16 @@ bucket is versioned, so any rewrite would show as a second version).
 
 from __future__ import annotations
 
+import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from batchkit import (BROKEN, FAST, SIDE, broken, decodes, detector_file, get, keys, photos,  # noqa: F401
-                      s3, tiny_model, upload)
+from batchkit import (BROKEN, FAST, SIDE, broken, decodes, detector_file,  # noqa: F401
+                      get, keys, photos, s3, tiny_model, upload)
 from conftest import run_gir
 
 from gir.errors import GirError
@@ -49,12 +51,16 @@ def test_prefix_of_300_with_5_broken_then_a_second_run_does_nothing(s3, tiny_mod
     out = [k for k in keys(client, DST, "deblurred/") if not k.startswith("_gir/")]
     assert out == sorted([f"{rel}.png" for rel in good] + [f"{rel}.json" for rel in good])
     actions = set()
+    with ThreadPoolExecutor(8) as pool:
+        pngs = dict(zip(good, pool.map(lambda r: get(client, DST, f"deblurred/{r}.png"), good)))
+        jsons = dict(zip(good, pool.map(lambda r: get(client, DST, f"deblurred/{r}.json"),
+                                        good)))
     for rel in good:
-        png = get(client, DST, f"deblurred/{rel}.png")
+        png = pngs[rel]
         assert decodes(png)
-        with Image.open(__import__("io").BytesIO(png)) as im:
+        with Image.open(io.BytesIO(png)) as im:
             assert im.size == (SIDE, SIDE) and im.mode == "RGB"
-        decisions = json.loads(get(client, DST, f"deblurred/{rel}.json"))
+        decisions = json.loads(jsons[rel])
         assert decisions["input"] == f"s3://{SRC}/incoming/{rel}"
         assert decisions["output"] == f"s3://{DST}/deblurred/{rel}.png"
         actions.add(decisions["action"].split()[0])
@@ -70,7 +76,9 @@ def test_prefix_of_300_with_5_broken_then_a_second_run_does_nothing(s3, tiny_mod
         assert expected in reasons[rel], (rel, reasons[rel])
     ledger = keys(client, DST, "deblurred/_gir/ledger/")
     assert len(ledger) == 300
-    entries = [json.loads(get(client, DST, f"deblurred/_gir/ledger/{k}")) for k in ledger]
+    with ThreadPoolExecutor(8) as pool:
+        entries = [json.loads(b) for b in pool.map(
+            lambda k: get(client, DST, f"deblurred/_gir/ledger/{k}"), ledger)]
     assert sum(e["status"] == "done" for e in entries) == 295
     assert all(len(e["sha256"]) == 64 for e in entries if e["status"] == "done")
 

@@ -70,11 +70,13 @@ def bench_batch(source: str, model, detector=None, *, task: str = "rectify",
         dest = tmp.name
     else:
         dest = f"{dest.rstrip('/')}/bench-{time.strftime('%Y%m%d-%H%M%S')}/"
+    cpu0 = _cpu_seconds()
     try:
         report = run_batch([source], dest, task, model, detector)
     finally:
         if tmp:
             tmp.cleanup()
+    cpu = _cpu_seconds() - cpu0
     c = report["counts"]
     pixels = sum(w.get("pixels", 0) for w in report["written"])
     result = {"task": task, "source": source, "dest": None if tmp else dest,
@@ -82,14 +84,21 @@ def bench_batch(source: str, model, detector=None, *, task: str = "rectify",
               "seconds": report["seconds"], "images_per_second": report["images_per_second"],
               "megapixels_per_second": round(pixels / 1e6 / report["seconds"], 3)
               if pixels and report["seconds"] else None,
+              # CPU time of this process: on a shared machine, images per CPU-second is what
+              # the batch costs, images/s what it got.
+              "cpu_seconds": round(cpu, 1),
+              "images_per_cpu_second": round(c["written"] / cpu, 3) if cpu > 0 else None,
+              "load_average": [round(x, 2) for x in os.getloadavg()],
               "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
               "actions": _count(w.get("action") for w in report["written"])}
     result["markdown"] = (
-        f"| task | images | failed | seconds | images/s | MP/s | torch threads | CPUs |\n"
-        f"|---|---|---|---|---|---|---|---|\n"
+        f"| task | images | failed | seconds | images/s | MP/s | CPU s | images/CPU s | "
+        f"torch threads | CPUs | load |\n"
+        f"|---|---|---|---|---|---|---|---|---|---|---|\n"
         f"| {task} | {result['images']} | {result['failed']} | {result['seconds']} | "
         f"{result['images_per_second']} | {result['megapixels_per_second']} | "
-        f"{result['torch_threads']} | {result['cpus']} |\n")
+        f"{result['cpu_seconds']} | {result['images_per_cpu_second']} | "
+        f"{result['torch_threads']} | {result['cpus']} | {result['load_average'][0]} |\n")
     if out_dir:
         from gir.data.imageio import write_text_atomic
 
@@ -98,6 +107,13 @@ def bench_batch(source: str, model, detector=None, *, task: str = "rectify",
         write_text_atomic(out_dir / "batch.json", json.dumps(result, indent=2))
         write_text_atomic(out_dir / "batch.md", result["markdown"])
     return result
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _count(values) -> dict:
