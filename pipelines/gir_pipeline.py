@@ -136,6 +136,13 @@ def run_local(defaults: dict, values: dict, root: str | Path = "pipeline_root") 
     Tasks run as subprocesses of this Python (no containers, no GPU/CPU settings), so the
     environment must have gir installed, as the image does.
     """
+    return run_locally(lambda: build_pipeline(defaults, engine="kfp-local")(
+        **changed_sections(defaults, values)), root)
+
+
+def run_locally(start, root: str | Path = "pipeline_root") -> Path:
+    """Call start() (which calls a pipeline function) under kfp.local's SubprocessRunner;
+    returns the new run's artifact folder. Shared by every pipeline of this package."""
     import kfp.local
 
     root = Path(root).resolve()
@@ -146,7 +153,7 @@ def run_local(defaults: dict, values: dict, root: str | Path = "pipeline_root") 
     warnings.filterwarnings("ignore", message=".*non-Python base image")
     try:  # the runner's progress log goes to stderr: stdout is for results
         with contextlib.redirect_stdout(sys.stderr):
-            build_pipeline(defaults, engine="kfp-local")(**changed_sections(defaults, values))
+            start()
     except RuntimeError as exc:  # a failed task: its log was printed above
         raise GirError(f"local run failed: {_one_line(exc)}") from None
     runs = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
@@ -156,26 +163,70 @@ def run_local(defaults: dict, values: dict, root: str | Path = "pipeline_root") 
 def submit(host: str, defaults: dict, values: dict, experiment: str = "gir",
            run_name: str | None = None, image: str | None = None) -> str:
     """Compile, create a run on the Kubeflow Pipelines API at host; returns the run's URL."""
-    import kfp
+    return create_run(host, lambda path: compile_pipeline(path, defaults, image),
+                      changed_sections(defaults, values), experiment,
+                      run_name or f"gir {time.strftime('%Y-%m-%d %H:%M:%S')}")
 
+
+def create_run(host: str, compile_to, arguments: dict, experiment: str, run_name: str) -> str:
+    """compile_to(path) writes a pipeline package; create a run of it at host; its URL."""
+    host = check_host(host)
+    with tempfile.TemporaryDirectory() as tmp:
+        package = compile_to(Path(tmp) / "pipeline.yaml")
+        run = _client_call(host, lambda client: client.create_run_from_pipeline_package(
+            str(package), arguments=arguments, experiment_name=experiment, run_name=run_name))
+    return f"{host}/#/runs/details/{run.run_id}"
+
+
+def create_recurring_run(host: str, compile_to, arguments: dict, experiment: str, name: str,
+                         cron: str) -> str:
+    """A KFP recurring run of the package on a cron schedule; never two at once, no catch-up
+    of missed slots. Returns its URL."""
+    cron = kfp_cron(cron)
+    host = check_host(host)
+    with tempfile.TemporaryDirectory() as tmp:
+        package = compile_to(Path(tmp) / "pipeline.yaml")
+
+        def call(client):
+            exp = client.create_experiment(name=experiment)
+            return client.create_recurring_run(
+                experiment_id=exp.experiment_id, job_name=name, cron_expression=cron,
+                params=arguments, pipeline_package_path=str(package), max_concurrency=1,
+                no_catchup=True)
+        job = _client_call(host, call)
+    return f"{host}/#/recurringrun/details/{job.recurring_run_id}"
+
+
+def kfp_cron(expr: str) -> str:
+    """KFP's cron has a seconds field first: a 5-field crontab line gets '0 ' in front."""
+    fields = expr.split()
+    if len(fields) == 5:
+        return "0 " + " ".join(fields)
+    if len(fields) == 6:
+        return " ".join(fields)
+    raise GirError(f"--cron {expr!r}: expected 5 crontab fields (min hour day month weekday) "
+                   "or 6 with seconds first")
+
+
+def check_host(host: str) -> str:
     host = host.rstrip("/")
     if not re.match(r"^https?://[^/\s]+", host):
         raise GirError(f"--host {host!r}: expected an http(s):// URL of the Kubeflow Pipelines API")
     _check_healthz(host)
-    with tempfile.TemporaryDirectory() as tmp:
-        package = compile_pipeline(Path(tmp) / "gir.yaml", defaults, image)
-        # kfp.Client prints its own links and a version warning: keep stdout for the URL.
-        try:
-            with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                client = kfp.Client(host=host)
-                run = client.create_run_from_pipeline_package(
-                    str(package), arguments=changed_sections(defaults, values),
-                    experiment_name=experiment,
-                    run_name=run_name or f"gir {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        except Exception as exc:  # noqa: BLE001 - any client/HTTP failure is one line for the user
-            raise GirError(f"cannot submit to {host}: {_one_line(exc)}") from None
-    return f"{host}/#/runs/details/{run.run_id}"
+    return host
+
+
+def _client_call(host: str, call):
+    """call(kfp.Client) with its chatter kept off stdout and any failure as one GirError line."""
+    import kfp
+
+    # kfp.Client prints its own links and a version warning: keep stdout for the URL.
+    try:
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return call(kfp.Client(host=host))
+    except Exception as exc:  # noqa: BLE001 - any client/HTTP failure is one line for the user
+        raise GirError(f"cannot submit to {host}: {_one_line(exc)}") from None
 
 
 def _check_healthz(host: str, timeout: float = 15) -> None:

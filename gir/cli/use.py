@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gir.cli.batch import add_batch_flags, add_bench_batch_flags
 from gir.cli.common import add_params, add_split_data, command, params_from_args, say
 
 
@@ -26,11 +27,16 @@ def cmd_promote(args) -> int:
 
 
 def _deblur_args(p):
-    p.add_argument("inputs", nargs="+", help="image files or s3:// URLs")
-    p.add_argument("-o", "--out", required=True, help="output directory")
+    p.add_argument("inputs", nargs="+",
+                   help="image files, folders, s3:// URLs or s3://bucket/prefix/ (all below it)")
+    p.add_argument("-o", "--out", required=True,
+                   help="output folder or s3:// prefix; folders, prefixes and s3:// outputs "
+                        "mirror the inputs' paths as <rel>.png and keep a ledger and "
+                        "report in OUT/_gir/ so that a re-run does only what is new")
     p.add_argument("--model", default=None,
                    help="MLflow URI or model directory (default: models:/gir-deblur@champion)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_batch_flags(p)
 
 
 def _deblur_cmd_args(p):
@@ -41,7 +47,11 @@ def _deblur_cmd_args(p):
 
 @command("deblur", "deblur photos with a registered model")(_deblur_cmd_args)
 def cmd_deblur(args) -> int:
+    from gir.cli.batch import run_ledgered, uses_ledger
     from gir.rectifier.deblur import deblur_files
+
+    if uses_ledger(args.inputs, args.out):
+        return run_ledgered(args, "deblur")
     from gir.tracking.resolve import resolve_deblurrer
 
     deblurrer = resolve_deblurrer(args.model, args.device, runtime=args.runtime)
@@ -95,11 +105,16 @@ def _bench_args(p):
                         "every data.synth kind; writes heldout.md/json")
     p.add_argument("--per-kind", type=int, default=2, help="--heldout: fresh blurs per photo "
                                                           "and kind")
+    add_bench_batch_flags(p)
 
 
 @command("bench", "params, GMACs, speed and test PSNR/SSIM of every generator + references")(
     _bench_args)
 def cmd_bench(args) -> int:
+    if args.batch:
+        from gir.cli.batch import run_bench_batch
+
+        return run_bench_batch(args)
     if args.heldout:
         from gir.benchmarks.heldout import heldout_bench
 
@@ -184,7 +199,11 @@ def _rectify_args(p):
 @command("rectify", "detect, classify, and deblur only the blurred photos; json reports")(
     _rectify_args)
 def cmd_rectify(args) -> int:
+    from gir.cli.batch import run_ledgered, uses_ledger
     from gir.rectifier.rectify import rectify_files
+
+    if uses_ledger(args.inputs, args.out):
+        return run_ledgered(args, "rectify")
     from gir.tracking.resolve import resolve_deblurrer, resolve_detector
 
     summary = rectify_files(args.inputs, args.out,
@@ -209,6 +228,13 @@ def _serve_args(p):
     p.add_argument("--max-mb", type=float, default=20, help="upload size limit (default 20 MB)")
     p.add_argument("--max-megapixels", type=float, default=16,
                    help="pixel-count limit per image (default 16)")
+    p.add_argument("--events-source", default=None, metavar="s3://BUCKET/PREFIX/",
+                   help="accept S3 event notifications (MinIO webhook, SNS, EventBridge) at "
+                        "POST /api/events/s3 for objects under this prefix; the token comes "
+                        "from $GIR_EVENT_TOKEN")
+    p.add_argument("--events-dest", default=None, metavar="DST",
+                   help="where event-driven outputs go (folder or s3:// prefix)")
+    p.add_argument("--events-task", default="rectify", choices=["rectify", "deblur"])
 
 
 @command("serve", "the web page: upload a photo, see its blur map, get it rectified")(
@@ -216,12 +242,22 @@ def _serve_args(p):
 def cmd_serve(args) -> int:
     import uvicorn
 
+    from gir.errors import GirError
+    from gir.serving.events import EVENTS_PATH, EventsConfig
     from gir.serving.webapp import Limits, create_app
 
     limits = Limits(int(args.max_mb * 1e6), int(args.max_megapixels * 1e6))
+    events = None
+    if args.events_source or args.events_dest:
+        if not (args.events_source and args.events_dest):
+            raise GirError("--events-source and --events-dest go together")
+        events = EventsConfig(args.events_source, args.events_dest, args.events_task)
     say(f"serve: http://{args.host}:{args.port}/")
-    uvicorn.run(create_app(args.model, args.device, limits), host=args.host, port=args.port,
-                log_level="warning")
+    if events:
+        say(f"serve: S3 events for {events.source} -> {events.dest} at "
+            f"http://{args.host}:{args.port}{EVENTS_PATH}")
+    uvicorn.run(create_app(args.model, args.device, limits, events=events), host=args.host,
+                port=args.port, log_level="warning")
     return 0
 
 

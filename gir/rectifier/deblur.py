@@ -34,6 +34,13 @@ def restore_mode(rgb: np.ndarray, data: bytes, info: ImageInfo) -> np.ndarray:
     return rgb
 
 
+def render(data: bytes, name: str, fn, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """One input's output image: decode (or raise BadImageError), fn(rgb), then give it back
+    the input's mode. The one per-image path that `gir deblur`, rectify and batches share."""
+    rgb, info = decode_image(data, name, max_pixels)
+    return restore_mode(fn(rgb), data, info)
+
+
 def output_name(src: str) -> str:
     return PurePosixPath(str(src).replace("\\", "/")).stem + ".png"
 
@@ -58,10 +65,10 @@ def deblur_files(inputs: list[str], out_dir: str | Path, deblurrer,
             continue
         try:
             data = read_bytes(src)
-            rgb, info = decode_image(data, str(src), max_pixels)
-            out = transform(rgb, src) if transform else deblurrer(rgb)
+            out = render(data, str(src), lambda rgb: transform(rgb, src) if transform
+                         else deblurrer(rgb), max_pixels)
             dest = out_dir / name
-            write_png(dest, restore_mode(out, data, info))
+            write_png(dest, out)
         except GirError as exc:
             result.failed.append((src, str(exc)))
             continue

@@ -21,7 +21,7 @@ from gir.data.imageio import write_text_atomic
 class Rectifier:
     """The per-image transform handed to deblur_files: decide, then deblur or pass through."""
 
-    def __init__(self, load_deblurrer, detector, out_dir: Path):
+    def __init__(self, load_deblurrer, detector, out_dir: Path | None = None):
         self._load = load_deblurrer
         self.detector = detector
         self._deblurrer = None
@@ -29,11 +29,19 @@ class Rectifier:
         self.reports: list[dict] = []
 
     def __call__(self, rgb: np.ndarray, src: str) -> np.ndarray:
+        out, report = self.decide(rgb, src, str(self.out_dir / output_name(src)))
+        write_text_atomic(self.out_dir / (Path(output_name(src)).stem + ".json"),
+                          json.dumps(report, indent=2))
+        self.reports.append(report)
+        return out
+
+    def decide(self, rgb: np.ndarray, src: str, output: str) -> tuple[np.ndarray, dict]:
+        """(output image, decisions report) for one photo; writes nothing (batches write)."""
         from gir.rectifier.detect import detect
 
         start = time.perf_counter()
         det = detect(rgb, self.detector)
-        report = {"input": str(src), "output": str(self.out_dir / output_name(src)),
+        report = {"input": str(src), "output": output,
                   "width": int(rgb.shape[1]), "height": int(rgb.shape[0]), **det.report()}
         if det.blurred:
             if self._deblurrer is None:
@@ -44,10 +52,7 @@ class Rectifier:
             out = rgb
             report["action"] = "untouched (not blurred)"
         report["seconds"] = round(time.perf_counter() - start, 3)
-        write_text_atomic(self.out_dir / (Path(output_name(src)).stem + ".json"),
-                          json.dumps(report, indent=2))
-        self.reports.append(report)
-        return out
+        return out, report
 
 
 def rectify_files(inputs: list[str], out_dir: str | Path, load_deblurrer, detector,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gir.errors import GirError
-from gir.tracking.resolve import resolve_deblurrer, resolve_detector
+from gir.tracking.resolve import resolve_deblurrer_with_source, resolve_detector
 
 STATIC = Path(__file__).with_name("static")
 MAX_UPLOAD_BYTES = 20_000_000
@@ -80,25 +80,32 @@ def check_upload(data: bytes, name: str, limits: Limits):
 
 
 def create_app(model: str | None = None, device: str = "auto", limits: Limits | None = None,
-               deblurrer=None, detector=None):
-    """The FastAPI app; the deblurrer is loaded on the first blurred photo (or given)."""
+               deblurrer=None, detector=None, events=None):
+    """The FastAPI app; the deblurrer is loaded on the first blurred photo (or given).
+
+    events, an EventsConfig, adds the S3 event-notification endpoint (gir.serving.events).
+    """
+    from gir.rectifier.batch import ModelSlot
     from fastapi import FastAPI, File, HTTPException, Request, UploadFile
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
 
     limits = limits or Limits()
     store = ResultStore()
-    state = {"deblurrer": deblurrer}
+    slot = ModelSlot(lambda: (deblurrer, "given") if deblurrer is not None
+                     else resolve_deblurrer_with_source(model, device))
     model_lock = threading.RLock()   # one inference at a time; re-entered by get_deblurrer
     app = FastAPI(title="GIR", docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def get_deblurrer():
         with model_lock:
-            if state["deblurrer"] is None:
-                state["deblurrer"] = resolve_deblurrer(model, device)
-                state["deblurrer"].progress = False   # no tile bars in the server log
-            return state["deblurrer"]
+            return slot.get()   # loaded once; no tile bars in the server log
+
+    if events is not None:
+        from gir.serving.events import events_router
+
+        app.include_router(events_router(events, slot, lambda: detector or resolve_detector()))
 
     @app.exception_handler(GirError)
     async def gir_error(request: Request, exc: GirError):

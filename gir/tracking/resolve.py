@@ -98,6 +98,52 @@ def resolve_deblurrer(model: str | os.PathLike | None = None, device: str = "aut
     return deblurrer
 
 
+def resolve_deblurrer_with_source(model: str | os.PathLike | None = None, device: str = "auto",
+                                  runtime: str = "torch", quiet: bool = False):
+    """(deblurrer, version): resolve_deblurrer's model plus a string naming exactly which one
+    answered, what batch ledgers record so that --reprocess can tell outputs of another model."""
+    deblurrer, where = _load_deblurrer(model, device, runtime)
+    if not quiet:
+        _say(f"model: {where}")
+    return deblurrer, model_version(where)
+
+
+def model_version(where: str) -> str:
+    """A stable name for a loaded model: registry models by version number, files by content."""
+    import hashlib
+    import re
+
+    ref = where.removesuffix(" (onnx)")
+    if ref.startswith("the pretrained model shipped with gir"):
+        shipped = shipped_model_dir()
+        if shipped is not None:   # the same weights in any install: name them by content
+            from gir.nn.shipped import WEIGHTS
+
+            return f"shipped sha256:{file_sha256(shipped / WEIGHTS)[:12]}"
+    path = Path(ref)
+    if path.exists():
+        files = sorted(f for f in (path.rglob("*") if path.is_dir() else [path])
+                       if f.is_file() and f.suffix in (".pt", ".onnx", ".json"))
+        digest = hashlib.sha256()
+        for f in files:
+            digest.update(f.read_bytes())
+        return f"{where} sha256:{digest.hexdigest()[:12]}"
+    m = re.match(r"^models:/([^/@\s]+)@(\S+) \(version (\d+)\)$", where)
+    if m:
+        return f"models:/{m[1]}/{m[3]}"
+    m = re.match(r"^models:/([^/@\s]+)@(\S+)$", where)
+    if m:   # an alias given by hand: pin it to the version it points at now
+        with brief_http():
+            from mlflow import MlflowClient
+
+            try:
+                version = MlflowClient().get_model_version_by_alias(m[1], m[2]).version
+                return f"models:/{m[1]}/{version}"
+            except Exception:  # noqa: BLE001 - loaded a moment ago; keep the alias
+                return where
+    return where
+
+
 def _load_deblurrer(model, device: str, runtime: str):
     from gir.rectifier.inference import Deblurrer
 

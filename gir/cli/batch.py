@@ -1,0 +1,170 @@
+"""`gir watch`, and the folder / s3:// prefix side of `gir rectify` and `gir deblur`.
+
+Both call gir.rectifier.batch with a model loader from the one resolver; the loader is called
+once, and only when some input needs the model.
+"""
+
+from __future__ import annotations
+
+from gir.cli.common import command, say
+
+
+def uses_ledger(inputs: list[str], out: str) -> bool:
+    """Folders, prefixes and s3:// destinations go through the ledgered batch; plain files into
+    a local folder keep the simple behaviour (OUT/<stem>.png, no ledger)."""
+    from gir.data.imageio import is_remote
+    from gir.data.storage import is_tree
+
+    return is_remote(out) or any(is_tree(i) for i in inputs)
+
+
+def model_loader(args):
+    """The (deblurrer, version) loader for --model/--device/--runtime, resolved on first use."""
+    from gir.tracking.resolve import resolve_deblurrer_with_source
+
+    return lambda: resolve_deblurrer_with_source(args.model, args.device,
+                                                 runtime=getattr(args, "runtime", "torch"))
+
+
+def detector_for(task: str, args):
+    from gir.tracking.resolve import resolve_detector
+
+    return resolve_detector(getattr(args, "detector", None)) if task == "rectify" else None
+
+
+def run_ledgered(args, task: str) -> int:
+    """`gir rectify|deblur SRC... -o DST` over folders / prefixes, with the ledger in DST/_gir."""
+    import sys
+
+    from gir.rectifier.batch import run_batch
+    from gir.rectifier.ledger import REPORT
+
+    report = run_batch(args.inputs, args.out, task, model_loader(args), detector_for(task, args),
+                       reprocess=args.reprocess, progress=sys.stderr.isatty())
+    for item in report["failed"]:
+        say(f"gir {task}: failed {item['input']}: {item['reason']}")
+    c = report["counts"]
+    say(f"{task}: {c['written']} written, {c['failed']} failed, {c['skipped']} skipped "
+        f"(unchanged) -> {args.out}; report {report['dest'].rstrip('/')}/{REPORT}"
+        + (f"; model {report['model']}" if report["model"] else ""))
+    return 1 if report["failed"] else 0
+
+
+def add_batch_flags(p) -> None:
+    p.add_argument("--reprocess", action="store_true",
+                   help="(folders, prefixes, s3:// destinations) also redo inputs whose ledger "
+                        "entry names another model version")
+
+
+def _watch_args(p):
+    p.add_argument("sources", nargs="+", metavar="SRC",
+                   help="a folder or s3://bucket/prefix/ to watch (or several)")
+    p.add_argument("-o", "--out", required=True, help="output folder or s3:// prefix")
+    p.add_argument("--task", default="rectify", choices=["rectify", "deblur"],
+                   help="rectify (default): deblur only the blurred photos, with json reports; "
+                        "deblur: deblur every photo")
+    p.add_argument("--interval", type=float, default=10.0,
+                   help="seconds between polls when there is nothing to do (default 10)")
+    p.add_argument("--batch-size", type=int, default=64,
+                   help="inputs per batch: a backlog is worked through in batches this big")
+    p.add_argument("--model", default=None,
+                   help="MLflow URI or model directory (default: models:/gir-deblur@champion)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--detector", default=None, metavar="DETECTOR.json",
+                   help="a fitted detector (default: as `gir detect`)")
+    add_batch_flags(p)
+
+
+@command("watch", "watch a folder or S3 prefix and rectify new photos as they arrive")(
+    _watch_args)
+def cmd_watch(args) -> int:
+    import signal
+    import threading
+
+    from gir.errors import GirError
+    from gir.rectifier.batch import watch
+
+    if args.batch_size < 1 or args.interval < 0:
+        raise GirError("--batch-size must be at least 1 and --interval not negative")
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        say(f"watch: {signal.Signals(signum).name}: finishing the current input, then stopping")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    say(f"watch: {', '.join(args.sources)} -> {args.out} ({args.task}, every "
+        f"{args.interval:g} s, batches of {args.batch_size})")
+    total = watch(args.sources, args.out, args.task, model_loader(args),
+                  detector_for(args.task, args), interval=args.interval,
+                  batch_size=args.batch_size, reprocess=args.reprocess, stop=stop, log=say)
+    say(f"watch: stopped; {total} written since start")
+    return 0
+
+
+def add_bench_batch_flags(p) -> None:
+    g = p.add_argument_group("batch throughput (gir bench --batch SRC)")
+    g.add_argument("--batch", default=None, metavar="SRC",
+                   help="instead of the generator table: images/s of the batch (`gir rectify "
+                        "SRC -o DST`) over every photo in this folder or s3:// prefix")
+    g.add_argument("--batch-make", type=int, default=0, metavar="N",
+                   help="first write N synthetic photos to SRC/bench/ (a third blurred)")
+    g.add_argument("--batch-megapixels", type=float, default=1.0,
+                   help="size of the --batch-make photos (default 1 MP)")
+    g.add_argument("--batch-task", default="rectify", choices=["rectify", "deblur"])
+    g.add_argument("--batch-out", default=None, metavar="DST",
+                   help="write outputs under DST/bench-<time>/ (default: a temporary folder)")
+    g.add_argument("--batch-model", default=None, metavar="DIR_OR_URI",
+                   help="the model (default: the resolver chain, as `gir rectify`); 'fresh' = "
+                        "an untrained params.yaml generator, which costs what a trained one does")
+    g.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    g.add_argument("--endpoint-url", default=None,
+                   help="S3-compatible endpoint (MinIO), e.g. http://minio:9000")
+
+
+def run_bench_batch(args) -> int:
+    """`gir bench --batch SRC`: fill SRC if asked, then time the batch over it."""
+    from gir.benchmarks.batch import bench_batch, make_photos
+    from gir.data.storage import use_endpoint
+    from gir.errors import GirError
+
+    use_endpoint(args.endpoint_url)
+    if args.batch_make < 0 or args.batch_megapixels <= 0:
+        raise GirError("--batch-make must be >= 0 and --batch-megapixels > 0")
+    if args.batch_make:
+        made = make_photos(args.batch, args.batch_make, args.batch_megapixels)
+        say(f"bench: wrote {len(made)} photos of {args.batch_megapixels:g} MP under "
+            f"{args.batch.rstrip('/')}/bench/")
+    if args.batch_model == "fresh":
+        model = _fresh_model(args)
+    else:
+        args.model, args.runtime = args.batch_model, "torch"
+        model = model_loader(args)
+    result = bench_batch(args.batch, model, detector_for(args.batch_task, args),
+                         task=args.batch_task, dest=args.batch_out, out_dir=args.out,
+                         threads=args.threads)
+    print(result["markdown"])
+    say(f"bench: {result['images']} images in {result['seconds']} s = "
+        f"{result['images_per_second']} images/s; wrote {args.out}/batch.json and batch.md")
+    return 0
+
+
+def _fresh_model(args):
+    """A loader of the params.yaml generator, untrained (seed 0)."""
+    import json
+
+    def load():
+        import torch
+
+        from gir.cli.common import params_from_args
+        from gir.nn import build_generator
+        from gir.rectifier.inference import Deblurrer, resolve_device
+
+        m = params_from_args(args).model
+        torch.manual_seed(0)
+        say(f"gir: model: fresh {m.generator} {m.generator_args} (untrained)")
+        return (Deblurrer(build_generator(m.generator, m.generator_args),
+                          resolve_device(args.device), progress=False),
+                f"fresh {m.generator} {json.dumps(m.generator_args, sort_keys=True)}")
+    return load

@@ -1,0 +1,153 @@
+"""Shared parts of the batch tests: a moto S3 server on loopback, small photos (some blurred),
+the five kinds of broken input, a tiny untrained generator, and a saved detector.
+
+The server's URL goes into AWS_ENDPOINT_URL (with dummy credentials), so the code under test,
+in this process or in a `gir` subprocess, reaches nothing but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+         "AWS_DEFAULT_REGION": "us-east-1"}
+SIDE = 48
+# For `gir` subprocesses: one torch thread. On a shared, busy machine two OpenMP threads spin
+# against each other and make a 48x48 photo 30x slower; one thread is what a batch test needs.
+FAST = {"OMP_NUM_THREADS": "1"}
+TINY_NAFNET = {"width": 8, "enc_blocks": [1, 1], "middle_blocks": 1, "dec_blocks": [1, 1]}
+BROKEN = {   # name -> what the report must say about it
+    "broken/empty.png": "empty file",
+    "broken/truncated.png": "truncated",
+    "broken/notes.jpg": "not an image",
+    "broken/bomb.png": "decompression bomb",
+    "broken/clip.gif": "unsupported format",
+}
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """(endpoint URL, boto3 client) of a fresh moto S3 server; AWS env set for the module."""
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    keys = [*CREDS, "AWS_ENDPOINT_URL"]
+    saved = {k: os.environ.get(k) for k in keys}
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    os.environ.update(CREDS)
+    os.environ["AWS_ENDPOINT_URL"] = url
+    yield url, boto3.client("s3", endpoint_url=url)
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def photos(n: int, seed: int = 0) -> dict[str, bytes]:
+    """n small PNG crops of the sample photos, a third of them motion-blurred, by rel path."""
+    from gir.data.blur import degrade, random_blur
+    from gir.data.imageio import encode_png
+    from gir.data.sources.sample import load_sample_image
+
+    rng = np.random.default_rng(seed)
+    sources = [load_sample_image(name) for name in ("astronaut", "coffee", "chelsea", "rocket")]
+    out = {}
+    for i in range(n):
+        img = sources[i % len(sources)]
+        y, x = rng.integers(0, img.shape[0] - SIDE), rng.integers(0, img.shape[1] - SIDE)
+        crop = img[y:y + SIDE, x:x + SIDE]
+        if i % 3 == 0:
+            crop = degrade(crop, random_blur("motion", rng, motion_length=(9, 11)), rng)
+        out[f"set{i % 7}/photo{i:04d}.png"] = encode_png(crop)
+    return out
+
+
+def broken() -> dict[str, bytes]:
+    """The five broken inputs: empty, truncated, text, decompression bomb, unsupported format."""
+    good = io.BytesIO()
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(good, format="PNG")
+    gif = io.BytesIO()
+    Image.fromarray(np.full((16, 16), 7, np.uint8)).save(gif, format="GIF")
+    return {"broken/empty.png": b"", "broken/truncated.png": good.getvalue()[:60],
+            "broken/notes.jpg": b"this is a shopping list, not a photo\n",
+            "broken/bomb.png": png_claiming(30_000, 30_000), "broken/clip.gif": gif.getvalue()}
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A valid PNG header for a huge image with almost no data: a decompression bomb's shape."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def upload(client, bucket: str, prefix: str, files: dict[str, bytes]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda kv: client.put_object(Bucket=bucket, Key=f"{prefix}{kv[0]}",
+                                                   Body=kv[1]), files.items()))
+
+
+def keys(client, bucket: str, prefix: str) -> list[str]:
+    """Every key under prefix (paginated), relative to it."""
+    out = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        out += [o["Key"][len(prefix):] for o in page.get("Contents", [])]
+    return sorted(out)
+
+
+def get(client, bucket: str, key: str) -> bytes:
+    return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """An untrained tiny NAFNet on disk: the real model path, milliseconds per photo."""
+    import torch
+
+    from gir.nn import build_generator
+    from gir.rectifier.inference import save_generator
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model")
+    save_generator(path, build_generator("nafnet", TINY_NAFNET), "nafnet", TINY_NAFNET)
+    return path
+
+
+@pytest.fixture(scope="module")
+def detector_file(tmp_path_factory) -> Path:
+    """The default detector saved to a file (subprocesses get it via GIR_DETECTOR)."""
+    from gir.rectifier.detect import save_detector
+    from gir.tracking.resolve import resolve_detector
+
+    path = tmp_path_factory.mktemp("detector") / "detector.json"
+    save_detector(resolve_detector(), path)
+    return path
+
+
+def decodes(data: bytes) -> bool:
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+        return True
+    except Exception:  # noqa: BLE001
+        return False

@@ -1,0 +1,99 @@
+"""`gir watch` on a real S3 endpoint (moto's server on loopback), killed with SIGKILL mid-backlog
+three times at different points, then restarted and stopped with SIGTERM.
+
+At the end every good input has exactly one PNG and one JSON, each decodes, the ledger has one
+entry per input with the right counts, and only the few inputs in flight at a kill were done
+again (the destination bucket is versioned, so every rewrite shows as a second version).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from batchkit import (FAST, broken, decodes, detector_file, get, keys, photos,  # noqa: F401
+                      s3, tiny_model, upload)
+
+SRC, DST = "gir-watch-in", "gir-watch-out"
+GOOD, KILL_AT = 60, (8, 24, 44)    # ledger entries seen before each kill -9
+
+
+def start_watch(args: list[str], env: dict, log) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "gir", "watch", *args], stderr=log,
+                            stdout=log, env={**os.environ, **env})
+
+
+def ledger_count(client) -> int:
+    return len(keys(client, DST, "out/_gir/ledger/"))
+
+
+def wait_for(proc, client, count: int, timeout: float = 120) -> int:
+    """Poll until the ledger has at least count entries; the count seen."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        seen = ledger_count(client)
+        if seen >= count:
+            return seen
+        assert proc.poll() is None, "the watcher exited early"
+        time.sleep(0.05)
+    raise AssertionError(f"the ledger did not reach {count} entries")
+
+
+def test_kill_9_three_times_mid_backlog_then_everything_exactly_once(s3, tiny_model,
+                                                                   detector_file, tmp_path):
+    url, client = s3
+    client.create_bucket(Bucket=SRC)
+    client.create_bucket(Bucket=DST)
+    client.put_bucket_versioning(Bucket=DST, VersioningConfiguration={"Status": "Enabled"})
+    good = photos(GOOD, seed=3)
+    bad = broken()
+    upload(client, SRC, "incoming/", {**good, **bad})
+    total = GOOD + len(bad)
+    env = {"GIR_DETECTOR": str(detector_file), **FAST}
+    args = [f"s3://{SRC}/incoming/", "-o", f"s3://{DST}/out/", "--model", str(tiny_model),
+            "--device", "cpu", "--batch-size", "4", "--interval", "0.2"]
+
+    kills = []
+    with open(tmp_path / "watch.log", "w") as log:
+        for at in KILL_AT:
+            proc = start_watch(args, env, log)
+            # Kill only after this watcher made progress of its own: each kill point is new.
+            seen = wait_for(proc, client, max(at, (kills[-1] if kills else 0) + 3))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+            assert proc.returncode == -signal.SIGKILL
+            kills.append(seen)
+            assert seen < total, "the backlog was done before the kill"
+        proc = start_watch(args, env, log)
+        wait_for(proc, client, total)
+        time.sleep(0.5)   # it has nothing left: it should be waiting for new arrivals
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    text = (tmp_path / "watch.log").read_text()
+    assert "Traceback" not in text
+    assert "watch: stopped" in text
+    assert len(set(kills)) == 3, kills        # three different kill points
+
+    out = [k for k in keys(client, DST, "out/") if not k.startswith("_gir/")]
+    assert out == sorted([f"{r}.png" for r in good] + [f"{r}.json" for r in good])
+    for rel in good:
+        assert decodes(get(client, DST, f"out/{rel}.png")), rel
+        assert json.loads(get(client, DST, f"out/{rel}.json"))["input"].endswith(rel)
+    entries = [json.loads(get(client, DST, f"out/_gir/ledger/{k}"))
+               for k in keys(client, DST, "out/_gir/ledger/")]
+    assert len(entries) == total
+    assert sum(e["status"] == "done" for e in entries) == GOOD
+    assert sum(e["status"] == "failed" for e in entries) == len(bad)
+    assert sorted(e["input"] for e in entries) == sorted([*good, *bad])
+
+    # Nothing is done twice but what was in flight at a kill (outputs written, entry not yet).
+    versions = [v["Key"] for page in client.get_paginator("list_object_versions").paginate(
+        Bucket=DST, Prefix="out/") for v in page.get("Versions", [])
+        if v["Key"].endswith(".png")]
+    redone = len(versions) - GOOD
+    print(f"kill -9 after {kills} ledger entries; {redone} inputs redone")
+    assert 0 <= redone <= 3 * 12, redone
