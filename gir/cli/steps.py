@@ -80,7 +80,12 @@ def _train_args(p):
     p.add_argument("--report", default=TRAIN_REPORT)
     p.add_argument("--checkpoints", default=CHECKPOINTS)
     p.add_argument("--engine", default=None, help="tag for MLflow (dvc, kfp-local, kfp, cli)")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--resume", dest="resume", action="store_const", const=True, default=None,
+                     help="insist on resuming: a checkpoint of other params/data/code is an "
+                     "error (default: resume a matching checkpoint, else start afresh)")
+    how.add_argument("--fresh", dest="resume", action="store_const", const=False,
+                     help="ignore any checkpoint and start from step 0")
 
 
 @command("train", "train the conditional GAN")(_train_args)

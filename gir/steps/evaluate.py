@@ -33,7 +33,7 @@ def evaluate(
     import pandas as pd
 
     from gir.rectifier.inference import Deblurrer
-    from gir.tracking.runs import reopen_run
+    from gir.tracking.runs import log_dataset, reopen_run
 
     pairs = load_split(data_dir, split_manifest, cfg.split, cfg.max_images)
     if not pairs:
@@ -73,6 +73,7 @@ def evaluate(
         numeric = {f"test.{k}": v for k, v in flatten(metrics).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
         mlflow.log_metrics(numeric)
+        log_dataset(mlflow, split_manifest, cfg.split, "testing")
         mlflow.log_artifact(str(metrics_path), "evaluation")
         if per_image_path:
             mlflow.log_artifact(str(per_image_path), "evaluation")

@@ -33,7 +33,7 @@ def register(
 
     from gir.data.dataset import load_split
     from gir.rectifier.scoring import model_method, score, summarise
-    from gir.tracking.runs import reopen_run
+    from gir.tracking.runs import model_card, reopen_run
 
     cfg = params.register
     metrics = json.loads(Path(metrics_path).read_text())
@@ -46,6 +46,9 @@ def register(
                            ("test_set", metrics["test_set"]),
                            ("generator", params.model.generator)):
             client.set_model_version_tag(cfg.model_name, version.version, tag, str(value))
+        client.update_model_version(cfg.model_name, version.version,
+                                    description=model_card(params, metrics,
+                                                           mlflow.get_run(run.info.run_id)))
 
         def score_champion(uri: str) -> float:
             # Score the champion now, on exactly the pairs the new model was scored on.

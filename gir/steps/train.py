@@ -6,6 +6,12 @@ on CUDA; atomic checkpoints every ``train.checkpoint_every`` steps that ``--resu
 from, bit-for-bit on CPU. Losses, learning rate, throughput and before/after figures go to
 MLflow; the run id is written next to the model for evaluate and register.
 
+Crash-safe: a checkpoint records a fingerprint of the params, the data version and the code.
+Running the same stage again (``dvc repro``, a KFP retry) resumes from it when the fingerprint
+matches, in the same MLflow run, and starts afresh otherwise; either way it says which in one
+line. SIGTERM and Ctrl-C write a last checkpoint and end the MLflow run as KILLED; runs whose
+process died without a word are marked KILLED when the next training starts.
+
 Multi-GPU / multi-node: launch the same command under ``torchrun`` (gloo on CPU, nccl on CUDA).
 ``train.batch_size`` is the global batch; each rank takes its slice of every global batch, so a
 2-process run sees exactly the crops of a 1-process one. Rank 0 alone logs, validates,
@@ -17,6 +23,7 @@ from __future__ import annotations
 import copy
 import csv
 import io
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -68,6 +75,70 @@ def setup_distributed(device_name: str) -> tuple[Dist, torch.device]:
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return dist, device
+
+
+class Interrupted(GirError):
+    """SIGTERM / Ctrl-C: a last checkpoint was written, the MLflow run ended as KILLED."""
+
+    def __init__(self, signum: int, step: int, ckpt: Path):
+        import signal
+
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}; "
+                         f"checkpoint {ckpt} (run the stage again to resume)")
+        self.exit_code = 128 + signum
+
+
+class StopRequest:
+    """Turns SIGTERM / SIGINT into a flag the loop checks between steps (state stays whole)."""
+
+    def __init__(self):
+        self.signum = 0
+        self._old: dict = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+# The code a checkpoint depends on: a change here makes an old checkpoint stale.
+CODE_PATHS = ("nn", "data/dataset.py", "data/blur.py", "steps/train.py",
+              "rectifier/inference.py", "config/schema.py")
+
+
+def code_version() -> str:
+    """A short hash of the source files that decide what training computes."""
+    import hashlib
+
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for rel in CODE_PATHS:
+        path = root / rel
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def fingerprint(params: Params, data_ver: str) -> dict:
+    """What must match for a checkpoint to be resumed: params, data version and code."""
+    from gir.tracking.runs import params_hash
+
+    return {"params": params_hash(params), "data": data_ver, "code": code_version()}
 
 
 @dataclass
@@ -173,9 +244,10 @@ class Trainer:
         self.amp = t.amp and device.type == "cuda"
         self.step = 0
 
-    def state(self, run_id: str) -> dict:
+    def state(self, run_id: str, fp: dict | None = None, log_rows: list | None = None) -> dict:
         return {
-            "step": self.step, "run_id": run_id, "g": self.g.state_dict(),
+            "step": self.step, "run_id": run_id, "fingerprint": fp, "log_rows": log_rows or [],
+            "g": self.g.state_dict(),
             "ema": self.ema.model.state_dict(), "ema_updates": self.ema.updates,
             "opt_g": self.opt_g.state_dict(), "sched_g": self.sched_g.state_dict(),
             "d": self.d.state_dict() if self.d else None,
@@ -256,13 +328,40 @@ def _save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def _load_checkpoint(path: Path, params: Params) -> dict | None:
-    if not path.exists():
+def _load_checkpoint(path: Path, params: Params, fp: dict, resume: bool | None,
+                     say=print) -> dict | None:
+    """The checkpoint to resume, or None to start afresh (saying which, in one line).
+
+    resume None (the default): resume when the fingerprint matches, else start afresh;
+    True: a mismatch is an error; False: always start afresh.
+    """
+    if resume is False or not path.exists():
+        if resume is not False:
+            say("train: starting afresh (no checkpoint)")
         return None
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if ckpt.get("params") != to_dict(params):
-        raise GirError(f"{path}: checkpoint was made with different params; "
-                       "remove it or train without --resume")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - a truncated file from an old non-atomic writer
+        if resume:
+            raise GirError(f"{path}: unreadable checkpoint ({type(exc).__name__})") from None
+        say(f"train: starting afresh ({path} is unreadable)")
+        return None
+    have = ckpt.get("fingerprint") or {}
+    stale = [k for k in ("params", "data", "code") if have.get(k) != fp[k]]
+    if ckpt.get("params") != to_dict(params) and "params" not in stale:
+        stale.insert(0, "params")
+    if stale:
+        what = {"params": "different params", "data": "another data version",
+                "code": "other code"}
+        reason = ", ".join(what[k] for k in stale)
+        if resume:
+            raise GirError(f"{path}: checkpoint was made with {reason}; "
+                           "remove it or train without --resume")
+        say(f"train: starting afresh (the checkpoint at step {ckpt.get('step')} was made with "
+            f"{reason})")
+        return None
+    say(f"train: resuming from step {ckpt['step']} of {path} (same params {fp['params']}, "
+        f"data {fp['data']}, code {fp['code']}), MLflow run {ckpt['run_id']}")
     return ckpt
 
 
@@ -288,13 +387,14 @@ def train(
     report_dir: str | Path,
     checkpoint_dir: str | Path = "checkpoints",
     engine: str = "cli",
-    resume: bool = False,
+    resume: bool | None = None,
     stop_after: int = 0,
 ) -> TrainResult:
     """Train, checkpoint, log to MLflow; write the EMA generator to model_dir.
 
-    stop_after > 0 ends the loop early after that many steps (tests use it to simulate a
-    killed run without signals).
+    resume: None resumes a matching checkpoint (else starts afresh), True insists on
+    resuming, False starts afresh. stop_after > 0 ends the loop early after that many steps
+    (tests use it to simulate a killed run without signals).
     """
     t = params.train
     model_dir, report_dir, checkpoint_dir = Path(model_dir), Path(report_dir), Path(checkpoint_dir)
@@ -334,7 +434,8 @@ def _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir
     from tqdm import tqdm
 
     from gir.tracking.resolve import resolve_init
-    from gir.tracking.runs import log_params, run_tags, setup, write_run_file
+    from gir.tracking.runs import (end_dead_runs, log_dataset, log_params, process_tags,
+                                   run_name, run_tags, setup, write_run_file)
 
     t = params.train
     seed_everything(params.seed)
@@ -342,8 +443,11 @@ def _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir
     val_pairs = load_split(data_dir, split_manifest, "val", max_images=4) if dist.main else []
     dataset = CropDataset(train_pairs, t.crop, t.steps * t.batch_size, params.seed,
                           t.resynth, params.data.synth)
+    data_ver = data_version(read_manifest(split_manifest))
+    fp = fingerprint(params, data_ver)
     ckpt_path = checkpoint_dir / CHECKPOINT
-    ckpt = _load_checkpoint(ckpt_path, params) if resume else None
+    say = _say if dist.main else (lambda msg: None)
+    ckpt = _load_checkpoint(ckpt_path, params, fp, resume, say)
     init = None if ckpt else resolve_init(t.init)   # a resumed run has its weights already
     trainer = Trainer(params, device, dist, init)
     if ckpt:
@@ -351,27 +455,43 @@ def _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir
     start = trainer.step
     loader = _rank_loader(dataset, start, params, dist, device)
     mlflow = setup(params.mlflow) if dist.main else None
-    log_rows: list[dict] = []
     log_path = report_dir / "log.csv"
-    if ckpt and log_path.exists():
-        with open(log_path) as fh:
-            log_rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= start]
+    # The curve so far travels in the checkpoint: dvc repro deletes log.csv before a rerun.
+    log_rows: list[dict] = [r for r in ckpt.get("log_rows", []) if r["step"] <= start] \
+        if ckpt else []
     val_psnr = float("nan")
-    run_ctx = (mlflow.start_run(run_id=ckpt["run_id"] if ckpt else None) if dist.main
-               else contextlib.nullcontext(None))
-    with run_ctx as run:
+    run_id = ckpt["run_id"] if ckpt else None
+    if dist.main:
+        exp_id = mlflow.get_experiment_by_name(params.mlflow.experiment).experiment_id
+        for dead in end_dead_runs(mlflow, exp_id, "train", keep=run_id):
+            say(f"train: MLflow run {dead} was left RUNNING by a dead process: marked KILLED")
+        if run_id:
+            try:
+                mlflow.get_run(run_id)
+            except Exception:  # noqa: BLE001 - the store was reset: continue in a new run
+                run_id = None
+    run_ctx = (mlflow.start_run(run_id=run_id,
+                                run_name=None if run_id else run_name(params, engine))
+               if dist.main else contextlib.nullcontext(None))
+    stop = StopRequest()
+    with run_ctx as run, stop:
         run_id = run.info.run_id if run else ""
         if dist.main and not ckpt:
             log_params(mlflow, params)
-            mlflow.set_tags(run_tags(engine, data_version(read_manifest(split_manifest))))
-            mlflow.set_tags({"train_pairs": len(train_pairs), "world_size": dist.world})
+            mlflow.set_tags(run_tags(engine, data_ver, "train"))
+            mlflow.set_tags({"train_pairs": len(train_pairs), "world_size": dist.world,
+                             "gir.fingerprint": json.dumps(fp, sort_keys=True)})
+            log_dataset(mlflow, split_manifest, "train", "training")
             if init:
                 mlflow.set_tags({"init_source": init["source"], "init_sha256": init["sha256"]})
         if dist.main:
+            mlflow.set_tags(process_tags())
+            if ckpt:
+                mlflow.set_tag("gir.resumed_from_step", str(start))
             write_run_file(model_dir, run_id, run.info.experiment_id)
         bar = tqdm(total=t.steps, initial=start, desc="train", unit="step", mininterval=2,
                    dynamic_ncols=True, disable=not dist.main)
-        window: list[dict] = []
+        window: list[dict] = list(ckpt.get("window", [])) if ckpt else []
         tick = time.perf_counter()
         for blurred, sharp in loader:
             blurred = blurred.to(device, non_blocking=True)
@@ -399,12 +519,20 @@ def _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir
                 if grid is not None:
                     mlflow.log_image(grid, key="val_before_after", step=step)
                     write_bytes_atomic(report_dir / "samples.png", encode_png(grid))
-            if dist.main and (step % t.checkpoint_every == 0 or step == t.steps):
-                _save_checkpoint(ckpt_path, trainer.state(run_id))
+            stopping = bool(stop.signum) or bool(stop_after and step - start >= stop_after)
+            if dist.main and (step % t.checkpoint_every == 0 or step == t.steps or stopping):
+                _save_checkpoint(ckpt_path, {**trainer.state(run_id, fp, log_rows),
+                                             "window": window})
                 _write_log(log_path, log_rows)  # a killed run keeps its curve up to here
-            if stop_after and step - start >= stop_after:
+                mlflow.set_tag("gir.heartbeat", str(int(time.time())))
+            if stopping:
                 break
         bar.close()
+        if stop.signum and trainer.step < t.steps:
+            if dist.main:
+                _write_log(log_path, log_rows)
+                mlflow.end_run("KILLED")
+            raise Interrupted(stop.signum, trainer.step, ckpt_path)
         if not dist.main:
             return TrainResult(run_id, trainer.step, val_psnr)
         _write_log(log_path, log_rows)
@@ -416,6 +544,12 @@ def _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir
                 mlflow.log_artifact(str(report_dir / "samples.png"), "train")
             mlflow.log_metric("train_steps", trainer.step)
     return TrainResult(run_id, trainer.step, val_psnr)
+
+
+def _say(msg: str) -> None:
+    import sys
+
+    print(msg, file=sys.stderr, flush=True)
 
 
 def warm_start(generator: torch.nn.Module, init: dict, model) -> None:

@@ -7,9 +7,12 @@ engine ran it (``dvc``, ``kfp-local``, ``kfp``, ``cli``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import socket
 import subprocess
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -18,6 +21,11 @@ from gir.config import MlflowConfig, Params, flatten, to_dict
 from gir.data.imageio import write_text_atomic
 
 RUN_FILE = "run.json"
+# The MLflow UI (3.x) opens an experiment of this kind on its runs, not on the GenAI overview.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+STEP_TAG, SWEEP_TAG = "gir.step", "gir.sweep_id"
+# A RUNNING run of another machine that has not checkpointed for this long is dead.
+STALE_AFTER_S = 6 * 3600
 
 
 def tracking_uri(cfg: MlflowConfig) -> str:
@@ -37,7 +45,10 @@ def setup(cfg: MlflowConfig, experiment: bool = True):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri(cfg))
     if experiment:
-        mlflow.set_experiment(cfg.experiment)
+        exp = mlflow.set_experiment(cfg.experiment)
+        if any(exp.tags.get(k) != v for k, v in EXPERIMENT_KIND.items()):
+            for key, value in EXPERIMENT_KIND.items():
+                mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, key, value)
     return mlflow
 
 
@@ -53,12 +64,126 @@ def git_commit() -> str:
         return os.environ.get("GIR_GIT_COMMIT", "unknown")
 
 
-def run_tags(engine: str, data_version: str) -> dict[str, str]:
-    tags = {"engine": engine, "git_commit": git_commit(), "data_version": data_version,
-            "mlflow.source.git.commit": git_commit()}
+def run_tags(engine: str, data_version: str, step: str = "train") -> dict[str, str]:
+    """What every run is filtered by in the UI: engine, commit, data version, step, sweep."""
+    commit = git_commit()
+    tags = {"engine": engine, "git_commit": commit, "data_version": data_version,
+            "mlflow.source.git.commit": commit, STEP_TAG: step}
     if os.environ.get("GIR_KFP_RUN_ID"):
         tags["kfp_run_id"] = os.environ["GIR_KFP_RUN_ID"]
+    if os.environ.get("GIR_SWEEP_ID"):
+        tags[SWEEP_TAG] = os.environ["GIR_SWEEP_ID"]
+    if os.environ.get("GIR_SWEEP_PARENT"):  # nests the run under the sweep's parent in the UI
+        tags["mlflow.parentRunId"] = os.environ["GIR_SWEEP_PARENT"]
     return tags
+
+
+def params_hash(params: Params) -> str:
+    """A short hash of all params: two runs with the same one were configured identically."""
+    payload = json.dumps(to_dict(params), sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:7]
+
+
+def _short(value) -> str:
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text.replace("_", "")
+
+
+def run_name(params: Params, engine: str) -> str:
+    """A legible run name: generator, width, steps, resynth, GAN loss, engine, params hash.
+
+    e.g. ``nafnet-w16-900st-resynth0.5-lsgan-dvc-3fa9c1d``.
+    """
+    m, t = params.model, params.train
+    parts = [_short(m.generator)]
+    width = (m.generator_args or {}).get("width") or (m.generator_args or {}).get("base")
+    if width:
+        parts.append(f"w{width}")
+    parts.append(f"{t.steps}st")
+    if t.resynth:
+        parts.append(f"resynth{_short(t.resynth)}")
+    adv = t.loss.adversarial if t.loss.adversarial_weight > 0 else "none"
+    parts.append("noadv" if adv == "none" else _short(adv))
+    if t.init not in ("none", "pretrained"):
+        parts.append("init")
+    elif t.init == "pretrained":
+        parts.append("pt")
+    parts += [engine, params_hash(params)]
+    return "-".join(parts)
+
+
+def log_dataset(mlflow, manifest_path: str | Path, split: str, context: str,
+                source: str | None = None) -> None:
+    """Log the split manifest as the run's dataset input (the UI's Dataset column, lineage).
+
+    Its digest is the data version of the whole split manifest (what run tags call
+    data_version); source is where the data lives: the DVC path (or s3:// URL) of the manifest.
+    """
+    import warnings
+
+    import mlflow.data
+
+    from gir.data.manifest import data_version, read_manifest
+
+    df = read_manifest(manifest_path)
+    rows = df[df["split"] == split] if "split" in df.columns else df
+    src = source or os.environ.get("GIR_DATA_SOURCE") or _repo_relative(manifest_path)
+    cols = [c for c in ("pair_id", "scene", "source", "blur_kind", "width", "height", "split")
+            if c in rows.columns]
+    with warnings.catch_warnings():  # a local path "can be interpreted in multiple ways"
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(rows[cols].reset_index(drop=True), source=src,
+                                          name=f"gir-pairs-{split}", digest=data_version(df))
+        mlflow.log_input(dataset, context=context, tags={"split": split})
+
+
+def _repo_relative(path: str | Path) -> str:
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
+
+
+def process_tags() -> dict[str, str]:
+    """Who is running this run now: host, pid and a heartbeat, for dead-run detection."""
+    return {"gir.host": socket.gethostname(), "gir.pid": str(os.getpid()),
+            "gir.heartbeat": str(int(time.time()))}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def end_dead_runs(mlflow, experiment_id: str, step: str = "train",
+                  keep: str | None = None) -> list[str]:
+    """Mark KILLED the RUNNING runs of this step whose process is gone; returns their ids.
+
+    Dead: on this host, its pid no longer exists; elsewhere, no heartbeat for STALE_AFTER_S.
+    keep (the run about to be resumed) is left alone.
+    """
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([experiment_id],
+                              f"attributes.status = 'RUNNING' and tags.`{STEP_TAG}` = '{step}'")
+    host, now, ended = socket.gethostname(), time.time(), []
+    for r in runs:
+        tags = r.data.tags
+        if r.info.run_id == keep or not tags.get("gir.pid"):
+            continue
+        if tags.get("gir.host") == host:
+            dead = int(tags["gir.pid"]) != os.getpid() and not _process_alive(int(tags["gir.pid"]))
+        else:
+            dead = now - float(tags.get("gir.heartbeat", 0)) > STALE_AFTER_S
+        if dead:
+            client.set_terminated(r.info.run_id, "KILLED")
+            ended.append(r.info.run_id)
+    return ended
 
 
 def log_params(mlflow, params: Params) -> None:
@@ -94,3 +219,38 @@ def reopen_run(cfg: MlflowConfig, model_dir: str | Path) -> Iterator:
             run_id = None
     with mlflow.start_run(run_id=run_id) as run:
         yield mlflow, run
+
+
+def model_card(params: Params, metrics: dict, run) -> str:
+    """A registered version's description (Markdown): what it is, on what data, how good.
+
+    Generator and the params that shape it, data version, git commit, test PSNR/SSIM per blur
+    kind for the model and each reference, and the sha256 of pretrained weights it started from.
+    """
+    m, t = params.model, params.train
+    tags = run.data.tags
+    lines = [f"**{run.info.run_name}**: {m.generator} {json.dumps(m.generator_args or {})}, "
+             f"{t.steps} steps × batch {t.batch_size} (crop {t.crop}), lr {t.lr:g}, "
+             f"loss {t.loss.content} + fft {t.loss.fft_weight:g} + "
+             f"{t.loss.adversarial if t.loss.adversarial_weight > 0 else 'no'} adversarial "
+             f"({t.loss.adversarial_weight:g}), resynth {t.resynth:g}.",
+             "",
+             f"- data version `{tags.get('data_version', metrics.get('test_set', '?'))}`; "
+             f"test set `{metrics.get('test_set', '?')}` ({metrics.get('pairs', '?')} pairs, "
+             f"split `{metrics.get('split', '?')}`)",
+             f"- git commit `{tags.get('git_commit', 'unknown')}`, engine "
+             f"`{tags.get('engine', '?')}`, params hash `{params_hash(params)}`, "
+             f"run `{run.info.run_id}`"]
+    if tags.get("init_sha256"):
+        lines.append(f"- started from {tags.get('init_source')} "
+                     f"(sha256 `{tags['init_sha256']}`)")
+    methods = sorted(metrics.get("methods", {}), key=lambda k: (k != "model", k))
+    lines += ["", "Test PSNR (dB) / SSIM per blur kind:", "",
+              "| kind | " + " | ".join(methods) + " |",
+              "|---|" + "---|" * len(methods)]
+    kinds = {**metrics.get("per_kind", {}), "all": metrics.get("methods", {})}
+    for kind, by_method in kinds.items():
+        cells = [f"{by_method[x]['psnr']:.2f} / {by_method[x]['ssim']:.3f}" if x in by_method
+                 else "" for x in methods]
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
