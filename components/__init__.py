@@ -5,11 +5,12 @@ gir-rectify batch); the image they run in is set in settings.py.
 
 from components.rectify import list_shards, rectify_shard, summarize
 from components.settings import IMAGE
-from components.steps import (detector, evaluate, ingest, preprocess, register, split, train,
-                              validate)
+from components.steps import (detector, evaluate, ingest, preprocess, register, split,
+                              sweep_register, train, validate)
 
 STEPS = [ingest, validate, preprocess, split, train, evaluate, register, detector]
 RECTIFY = [list_shards, rectify_shard, summarize]
 
 __all__ = ["IMAGE", "STEPS", "ingest", "validate", "preprocess", "split", "train", "evaluate",
-           "register", "detector", "RECTIFY", "list_shards", "rectify_shard", "summarize"]
+           "register", "detector", "sweep_register", "RECTIFY", "list_shards", "rectify_shard",
+           "summarize"]

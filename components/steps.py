@@ -11,6 +11,8 @@ re-runs a step only when its own params change. pipelines/ passes sections by th
 """
 
 from kfp import dsl
+from typing import List
+
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
 from components.settings import IMAGE
@@ -77,23 +79,29 @@ def split(seed: int, split: dict, processed: Input[Dataset], split_manifest: Out
 def train(seed: int, data: dict, validate: dict, preprocess: dict, split: dict, model: dict,
           train: dict, evaluate: dict, register: dict, mlflow: dict, engine: str,
           kfp_run_id: str, processed: Input[Dataset], split_manifest: Input[Dataset],
-          generator: Output[Model], train_report: Output[Artifact]):
+          generator: Output[Model], train_report: Output[Artifact], overrides: list = [],
+          sweep_id: str = "", parent_run_id: str = ""):
     """Train the cGAN (on the task's GPU when it has one).
 
     It takes every section because the MLflow run logs all params, exactly as a DVC run does;
-    the engine and KFP run id become tags of that run.
+    the engine and KFP run id become tags of that run. In a sweep, overrides (``key=value``)
+    are this child's settings and the run nests under the sweep's parent run.
     """
     import os
     import tempfile
 
-    from gir.config import params_from_struct
+    from gir.config import params_from_dict, params_from_struct, to_dict
     from gir.steps.train import train as step
 
     os.environ["GIR_KFP_RUN_ID"] = kfp_run_id
+    if sweep_id:
+        os.environ.update(GIR_SWEEP_ID=sweep_id, GIR_SWEEP_PARENT=parent_run_id)
     params = params_from_struct({
         "seed": seed, "data": data, "validate": validate, "preprocess": preprocess,
         "split": split, "model": model, "train": train, "evaluate": evaluate,
         "register": register, "mlflow": mlflow})
+    if overrides:
+        params = params_from_dict(to_dict(params), list(overrides))
     step(params, processed.path, f"{split_manifest.path}/manifest.csv", generator.path,
          train_report.path, tempfile.mkdtemp(), engine=engine)
 
@@ -130,6 +138,26 @@ def register(model: dict, evaluate: dict, register: dict, mlflow: dict,
                           "mlflow": mlflow})
     step(p, processed.path, f"{split_manifest.path}/manifest.csv", generator.path,
          f"{evaluation.path}/metrics.json", registration.path)
+
+
+@component
+def sweep_register(seed: int, data: dict, validate: dict, preprocess: dict, split: dict,
+                   model: dict, train: dict, evaluate: dict, register: dict, mlflow: dict,
+                   configs: list, sweep_id: str, parent_run_id: str,
+                   processed: Input[Dataset], split_manifest: Input[Dataset],
+                   generators: Input[List[Model]], evaluations: Input[List[Artifact]],
+                   registration: Output[Artifact]):
+    """A sweep's end: compare the children on the MLflow parent run, register the best."""
+    from gir.config import params_from_struct
+    from gir.steps.sweep import register_best
+
+    p = params_from_struct({
+        "seed": seed, "data": data, "validate": validate, "preprocess": preprocess,
+        "split": split, "model": model, "train": train, "evaluate": evaluate,
+        "register": register, "mlflow": mlflow})
+    register_best(p, [list(c) for c in configs], sweep_id, parent_run_id, processed.path,
+                        f"{split_manifest.path}/manifest.csv", [g.path for g in generators],
+                        registration.path)
 
 
 @component

@@ -69,39 +69,19 @@ def build_pipeline(defaults: dict[str, Any], image: str | None = None, engine: s
     image overrides every task's container image; engine tags the MLflow run (`kfp` on a
     cluster, `kfp-local` for the local runner).
     """
-    from kfp import dsl, kubernetes
+    from kfp import dsl
 
     import components as c
 
     names = list(defaults)
 
     def task(op, sections: dict, **inputs):
-        """Call a component with the sections it declares plus the given inputs."""
-        wanted = {k: sections[k] for k in op.component_spec.inputs if k in sections}
-        t = op(**wanted, **inputs)
-        t.set_caching_options(True)
-        cpu, memory = RESOURCES.get(op.name, DEFAULT_RESOURCES)
-        t.set_cpu_request(cpu).set_memory_request(memory)
-        if image:
-            t.set_container_image(image)
-        if op.name in DATA_STEPS and engine == "kfp":  # locally a failure is not transient
-            t.set_retry(num_retries=RETRIES, backoff_duration=RETRY_BACKOFF)
-        for secret in SECRETS_FOR.get(op.name, []):
-            kubernetes.use_secret_as_env(
-                t, secret_name=secret, secret_key_to_env={k: k for k in SECRET_KEYS[secret]})
-        return t
+        return _task(op, sections, engine, image, **inputs)
 
     def gir(*args):
         s = dict(zip(names, args))
-        raw = task(c.ingest, s).outputs["raw"]
-        validated = task(c.validate, s, raw=raw).outputs["validated"]
-        processed = task(c.preprocess, s, raw=raw, validated=validated).outputs["processed"]
-        split = task(c.split, s, processed=processed).outputs["split_manifest"]
-        trained = task(c.train, s, engine=engine, kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                       processed=processed, split_manifest=split)
-        trained.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(1)
-        kubernetes.add_toleration(trained, **GPU_TOLERATION)
-        model = trained.outputs["generator"]
+        processed, split = _data_tasks(s, engine, image)
+        model = _train_task(s, engine, image, processed, split).outputs["generator"]
         evaluation = task(c.evaluate, s, processed=processed, split_manifest=split,
                           generator=model).outputs["evaluation"]
         task(c.register, s, processed=processed, split_manifest=split, generator=model,
@@ -117,6 +97,92 @@ def build_pipeline(defaults: dict[str, Any], image: str | None = None, engine: s
         description="GIR: ingest, validate, preprocess, split, train (GPU), evaluate, register "
                     "to MLflow; fit and register the blur detector alongside. Parameters are the "
                     "sections of params.yaml.")(gir)
+
+
+def _task(op, sections: dict, run_engine: str, image: str | None, **inputs):
+    """Call a component with the sections it declares plus the given inputs."""
+    from kfp import kubernetes
+
+    wanted = {k: sections[k] for k in op.component_spec.inputs if k in sections}
+    t = op(**wanted, **inputs)
+    t.set_caching_options(True)
+    cpu, memory = RESOURCES.get(op.name, DEFAULT_RESOURCES)
+    t.set_cpu_request(cpu).set_memory_request(memory)
+    if image:
+        t.set_container_image(image)
+    if op.name in DATA_STEPS and run_engine == "kfp":  # locally a failure is not transient
+        t.set_retry(num_retries=RETRIES, backoff_duration=RETRY_BACKOFF)
+    for secret in SECRETS_FOR.get(op.name, []):
+        kubernetes.use_secret_as_env(
+            t, secret_name=secret, secret_key_to_env={k: k for k in SECRET_KEYS[secret]})
+    return t
+
+
+def _data_tasks(s: dict, engine: str, image: str | None):
+    """ingest -> validate -> preprocess -> split; returns (processed, split manifest)."""
+    import components as c
+
+    raw = _task(c.ingest, s, engine, image).outputs["raw"]
+    validated = _task(c.validate, s, engine, image, raw=raw).outputs["validated"]
+    processed = _task(c.preprocess, s, engine, image, raw=raw,
+                      validated=validated).outputs["processed"]
+    split = _task(c.split, s, engine, image, processed=processed).outputs["split_manifest"]
+    return processed, split
+
+
+def _train_task(s: dict, engine: str, image: str | None, processed, split, **sweep):
+    """The training task, on one GPU; sweep passes overrides, sweep_id and parent_run_id."""
+    from kfp import dsl, kubernetes
+
+    import components as c
+
+    trained = _task(c.train, s, engine, image, engine=engine,
+                    kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                    processed=processed, split_manifest=split, **sweep)
+    trained.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(1)
+    kubernetes.add_toleration(trained, **GPU_TOLERATION)
+    return trained
+
+
+def build_sweep_pipeline(defaults: dict[str, Any], cfgs: list[list[str]], sweep_id: str,
+                         parent_run_id: str, parallelism: int = 1, image: str | None = None,
+                         engine: str = "kfp"):
+    """One pipeline run for a sweep: the data steps once, then train -> evaluate fanned out
+    over the configs with dsl.ParallelFor, then the best child registered (sweep_register)."""
+    from kfp import dsl
+
+    import components as c
+
+    names = list(defaults)
+
+    def gir_sweep(*args):
+        s = dict(zip(names, args))
+        processed, split = _data_tasks(s, engine, image)
+        with dsl.ParallelFor(cfgs, parallelism=parallelism) as overrides:
+            model = _train_task(s, engine, image, processed, split, overrides=overrides,
+                                sweep_id=sweep_id, parent_run_id=parent_run_id
+                                ).outputs["generator"]
+            evaluation = _task(c.evaluate, s, engine, image, processed=processed,
+                               split_manifest=split, generator=model).outputs["evaluation"]
+        _task(c.sweep_register, s, engine, image, configs=cfgs, sweep_id=sweep_id,
+              parent_run_id=parent_run_id, processed=processed, split_manifest=split,
+              generators=dsl.Collected(model), evaluations=dsl.Collected(evaluation))
+
+    gir_sweep.__signature__ = inspect.Signature([
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v,
+                          annotation=type(v)) for n, v in defaults.items()])
+    return dsl.pipeline(name=f"{PIPELINE_NAME}-sweep",
+                        description="GIR sweep: train/evaluate per config, register the best")(
+        gir_sweep)
+
+
+def run_sweep_local(defaults: dict, values: dict, cfgs: list[list[str]], root: str | Path,
+                    parallelism: int = 1) -> Path:
+    """The sweep pipeline with KFP's SubprocessRunner; GIR_SWEEP_ID / GIR_SWEEP_PARENT name the
+    sweep and its MLflow parent run. Returns the run's artifact folder."""
+    pipe = build_sweep_pipeline(defaults, cfgs, os.environ["GIR_SWEEP_ID"],
+                                os.environ["GIR_SWEEP_PARENT"], parallelism, engine="kfp-local")
+    return run_locally(lambda: pipe(**changed_sections(defaults, values)), root)
 
 
 def compile_pipeline(out: str | Path, defaults: dict, image: str | None = None) -> Path:

@@ -12,7 +12,7 @@ import sys
 
 from gir.cli.common import COMMANDS
 # Importing a verb module registers its verbs (in this order in `gir --help`).
-from gir.cli import steps, use, batch, kubeflow, corpus  # noqa: F401,E402
+from gir.cli import steps, use, batch, kubeflow, corpus, sweep  # noqa: F401,E402
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
