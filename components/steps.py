@@ -102,8 +102,17 @@ def train(seed: int, data: dict, validate: dict, preprocess: dict, split: dict, 
         "register": register, "mlflow": mlflow})
     if overrides:
         params = params_from_dict(to_dict(params), list(overrides))
+    # Checkpoints on a volume that outlives the pod ($GIR_CHECKPOINT_ROOT, e.g. a PVC) let a
+    # KFP retry of this task resume where the killed attempt stopped.
+    root = os.environ.get("GIR_CHECKPOINT_ROOT")
+    if root:
+        from gir.tracking.runs import params_hash
+
+        checkpoints = os.path.join(root, f"{kfp_run_id}-{params_hash(params)}")
+    else:
+        checkpoints = tempfile.mkdtemp()
     step(params, processed.path, f"{split_manifest.path}/manifest.csv", generator.path,
-         train_report.path, tempfile.mkdtemp(), engine=engine)
+         train_report.path, checkpoints, engine=engine)
 
 
 @component

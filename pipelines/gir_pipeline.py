@@ -141,6 +141,8 @@ def _train_task(s: dict, engine: str, image: str | None, processed, split, **swe
                     processed=processed, split_manifest=split, **sweep)
     trained.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(1)
     kubernetes.add_toleration(trained, **GPU_TOLERATION)
+    if engine == "kfp":  # a retried attempt resumes from $GIR_CHECKPOINT_ROOT's checkpoint
+        trained.set_retry(num_retries=RETRIES, backoff_duration=RETRY_BACKOFF)
     return trained
 
 
