@@ -44,7 +44,7 @@ def train_detector(params: Params, out_dir: str | Path, metrics_path: str | Path
     write_text_atomic(metrics_path, json.dumps(metrics, indent=2))
 
     mlflow = setup(params.mlflow)
-    tags = run_tags(engine, f"scikit-image {skimage.__version__} sample photos")
+    tags = run_tags(engine, f"scikit-image {skimage.__version__} sample photos", "detector")
     with mlflow.start_run(run_name="detector", tags=tags) as run:
         mlflow.log_params(flatten({"detect": to_dict(cfg)}))
         mlflow.log_metrics({k: float(v) for k, v in flatten(metrics).items()

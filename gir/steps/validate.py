@@ -192,7 +192,7 @@ def log_reports(mlflow_cfg: MlflowConfig, report_dir: Path, version: str,
 
     mlflow = setup(mlflow_cfg)
     with mlflow.start_run(run_name="quality-gate"):
-        mlflow.set_tags({"step": "validate", "data_version": version})
+        mlflow.set_tags({"step": "validate", "gir.step": "validate", "data_version": version})
         mlflow.log_metrics({"pairs_passed": result.passed,
                             "pairs_quarantined": result.quarantined,
                             "quarantined_fraction": result.fraction})
