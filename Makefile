@@ -37,6 +37,7 @@ demo: install
 	@echo "  $(BIN)/dvc metrics show                 # test PSNR/SSIM, model vs blurred vs unsharp"
 	@echo "  cat reports/registration.json            # version registered, champion or challenger"
 	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db   # runs, curves, figures, registry"
+	@echo "      then http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning  (the runs table)"
 	@echo "  $(BIN)/gir deblur YOUR.jpg -o out/       # use models:/gir-deblur@champion"
 
 # Debian's Chromium for the browser tests (Playwright cannot download its own browser here).

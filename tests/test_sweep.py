@@ -18,7 +18,7 @@ from gir.config import to_dict
 from tests.conftest import ROOT, run_gir, tiny_params
 from tests.test_dvc import _dvc
 
-GRID = ["--grid", "train.loss.adversarial=[none, lsgan]", "--grid", "train.lr=[0.002, 0.004]"]
+GRID = ["--grid", "train.loss.adversarial=[none, lsgan]", "--grid", "train.lr=[0.001, 0.004]"]
 
 
 def _check_sweep(uri: str, engine: str, stderr: str) -> dict:
@@ -39,7 +39,7 @@ def _check_sweep(uri: str, engine: str, stderr: str) -> dict:
     assert {k.info.status for k in kids} == {"FINISHED"}
     assert {k.data.tags["engine"] for k in kids} == {engine}
     assert {(k.data.params["train.loss.adversarial"], k.data.params["train.lr"])
-            for k in kids} == {("none", "0.002"), ("none", "0.004"), ("lsgan", "0.002"),
+            for k in kids} == {("none", "0.001"), ("none", "0.004"), ("lsgan", "0.001"),
                                ("lsgan", "0.004")}
     assert len({k.info.run_name for k in kids}) == 4
     arts = {a.path for a in client.list_artifacts(parent.info.run_id, "sweep")}
@@ -65,6 +65,7 @@ def _check_sweep(uri: str, engine: str, stderr: str) -> dict:
     return {"parent": parent, "kids": kids, "best": best, "table": table}
 
 
+@pytest.mark.timeout(1800)   # 4 experiments, each a DVC workspace: minutes on 2 busy cores
 def test_sweep_through_dvc_experiments(tmp_path, mlflow_uri):
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -75,6 +76,7 @@ def test_sweep_through_dvc_experiments(tmp_path, mlflow_uri):
     _dvc("init", "-q", cwd=repo)
     _dvc("config", "core.analytics", "false", cwd=repo)
     _dvc("repro", cwd=repo)
+    (repo / ".gitignore").write_text("checkpoints/\nmlruns/\n")
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
     subprocess.run([*git, "commit", "-qm", "tiny"], cwd=repo, check=True)
@@ -82,7 +84,10 @@ def test_sweep_through_dvc_experiments(tmp_path, mlflow_uri):
     bin_dir = str(Path(sys.executable).parent)
     env = {"PATH": bin_dir + os.pathsep + os.environ["PATH"],
            "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = run_gir("sweep", *GRID, "--engine", "dvc", "-j", "2", cwd=repo, env=env)
+    proc = subprocess.run([sys.executable, "-m", "gir", "sweep", *GRID, "--engine", "dvc",
+                           "-j", "2"], cwd=repo, env={**os.environ, **env}, text=True,
+                          capture_output=True, timeout=1700)
+    assert proc.returncode == 0, proc.stderr
     got = _check_sweep(mlflow_uri, "dvc", proc.stderr)
     # The workspace now holds the best experiment, registered through the register stage.
     reg = json.loads((repo / "reports/registration.json").read_text())
@@ -94,12 +99,16 @@ def test_sweep_through_dvc_experiments(tmp_path, mlflow_uri):
     assert "psnr" in proc.stdout  # the table printed
 
 
+@pytest.mark.timeout(1800)
 def test_sweep_through_kfp_local(tmp_path, mlflow_uri):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(to_dict(tiny_params())))
     env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = run_gir("sweep", "--params", str(params), *GRID, "--engine", "kfp-local",
-                   "--root", str(tmp_path / "root"), cwd=tmp_path, env=env)
+    proc = subprocess.run([sys.executable, "-m", "gir", "sweep", "--params", str(params), *GRID,
+                           "--engine", "kfp-local", "--root", str(tmp_path / "root")],
+                          cwd=tmp_path, env={**os.environ, **env}, text=True,
+                          capture_output=True, timeout=1700)
+    assert proc.returncode == 0, proc.stderr
     got = _check_sweep(mlflow_uri, "kfp-local", proc.stderr)
     decision = json.loads(proc.stdout[proc.stdout.index("{"):])
     assert decision["run_id"] == got["best"]

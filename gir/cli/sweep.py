@@ -56,7 +56,8 @@ def cmd_sweep(args) -> int:
         mlflow.MlflowClient().set_terminated(parent, "FAILED")
         raise
     table, best = sweep.finish(mlflow, params.mlflow.experiment, sweep_id, parent, keys,
-                               params.register.metric, expected=len(cfgs))
+                               params.register.metric, expected=len(cfgs),
+                               all_params=sweep.check_configs(args.params, args.set, cfgs))
     print(sweep.table_text(table, keys, params.register.metric))
     if args.engine == "dvc":
         _register_dvc(best, cfgs, keys, args, names, env)
@@ -91,7 +92,13 @@ def _run_dvc(cfgs: list[list[str]], args, env: dict, sweep_id: str) -> list[str]
              *[a for o in overrides for a in ("-S", o)], "evaluate", env=env)
         names.append(name)
     _dvc("queue", "start", "-j", str(args.jobs), env=env)
-    _wait_queue(names, env)
+    try:
+        _wait_queue(names, env)
+    except BaseException:  # interrupted or failed: do not leave the rest of the sweep running
+        for verb in ("remove", "kill"):  # queued ones, then running ones
+            subprocess.run([sys.executable, "-m", "dvc", "queue", verb, *names],
+                           capture_output=True)
+        raise
     return names
 
 

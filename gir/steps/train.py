@@ -480,7 +480,8 @@ def _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir
             log_params(mlflow, params)
             mlflow.set_tags(run_tags(engine, data_ver, "train"))
             mlflow.set_tags({"train_pairs": len(train_pairs), "world_size": dist.world,
-                             "gir.fingerprint": json.dumps(fp, sort_keys=True)})
+                             "gir.fingerprint": json.dumps(fp, sort_keys=True),
+                             "gir.params_hash": fp["params"]})
             log_dataset(mlflow, split_manifest, "train", "training")
             if init:
                 mlflow.set_tags({"init_source": init["source"], "init_sha256": init["sha256"]})

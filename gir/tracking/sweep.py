@@ -191,16 +191,49 @@ def figure_png(table, keys: list[str], metric: str) -> bytes:
     return buf.getvalue()
 
 
+def adopt_up_to_date(mlflow, experiment_id: str, sweep_id: str, parent_id: str,
+                     keys: list[str], all_params: list[Params]) -> list[str]:
+    """Configs no child ran because their results were already there (DVC skips a config
+    equal to the workspace's): tag the latest finished, evaluated run of the same params as
+    the child. Returns the adopted run ids."""
+    from gir.tracking.runs import params_hash
+
+    client = mlflow.MlflowClient()
+    kids = children(mlflow, experiment_id, sweep_id)
+    have = [{k: r.data.params.get(k) for k in keys} for r in kids]
+    adopted = []
+    for p in all_params:
+        if logged_values(p, keys) in have:
+            continue
+        found = client.search_runs(
+            [experiment_id], f"tags.`gir.params_hash` = '{params_hash(p)}' and "
+            f"tags.`{STEP_TAG}` = 'train' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"])
+        found = [r for r in found if "test.psnr" in r.data.metrics]
+        if found:
+            run_id = found[0].info.run_id
+            client.set_tag(run_id, SWEEP_TAG, sweep_id)
+            client.set_tag(run_id, "mlflow.parentRunId", parent_id)
+            client.set_tag(run_id, "gir.sweep_reused", "true")
+            adopted.append(run_id)
+    return adopted
+
+
 def finish(mlflow, experiment: str, sweep_id: str, parent_id: str, keys: list[str],
-           metric: str = "psnr", expected: int | None = None):
+           metric: str = "psnr", expected: int | None = None,
+           all_params: list[Params] | None = None):
     """Compare the children, log table + figure on the parent, end it; returns (table, best).
 
     best is the row of the child with the highest test metric (None if no child has one).
+    all_params (every config's params) lets configs that were already up to date reuse
+    their existing run.
     """
     import tempfile
 
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(experiment)
+    if all_params:
+        adopt_up_to_date(mlflow, exp.experiment_id, sweep_id, parent_id, keys, all_params)
     table = compare(children(mlflow, exp.experiment_id, sweep_id), keys)
     scored = table.dropna(subset=[metric]) if len(table) else table
     if expected is not None and len(scored) != expected:
