@@ -84,6 +84,8 @@ def _run_dvc(cfgs: list[list[str]], args, env: dict, sweep_id: str) -> list[str]
     start bounded workers, wait for the queue to drain; returns the experiment names."""
     if not Path("dvc.yaml").exists():
         raise GirError("--engine dvc: no dvc.yaml here; run gir sweep from the project root")
+    if Path(args.params).resolve() != Path("params.yaml").resolve():
+        raise GirError("--engine dvc: DVC experiments read params.yaml; use --set, not --params")
     base = [a for s in args.set for a in ("-S", s)]
     names = []
     for i, overrides in enumerate(cfgs):
