@@ -75,3 +75,23 @@ def test_warm_start_loads_the_shipped_weights_and_refuses_another_architecture(f
     assert resolve.resolve_init("none") is None
     with pytest.raises(GirError, match="train.init: 'nowhere'"):
         resolve.resolve_init("nowhere")
+
+
+def test_the_real_shipped_model_is_small_checked_and_scored_beside_a_new_one(tiny_run, tmp_path,
+                                                                           mlflow_uri):
+    """The model in the package passes its own SHA256SUMS, stays under 20 MB, and `evaluate`
+    scores it on the same test pairs as the freshly trained model (references: pretrained).
+    A fresh store (mlflow_uri): the tiny run's own run is left alone."""
+    from dataclasses import replace
+
+    from gir.steps.evaluate import evaluate
+
+    root = shipped.shipped_model_dir()
+    assert root is not None and (root / shipped.CARD_FILE).is_file()
+    assert (root / shipped.WEIGHTS).stat().st_size <= 20_000_000
+    p = tiny_run.params
+    cfg = replace(p.evaluate, references=["blurred", "pretrained"])
+    d = tiny_run.root
+    metrics = evaluate(cfg, p.mlflow, d / "data/processed", d / "data/split/manifest.csv",
+                       d / "models", tmp_path / "metrics.json")
+    assert {"model", "blurred", "pretrained"} <= set(metrics["methods"])
