@@ -14,6 +14,7 @@ import numpy as np
 from gir.data.dataset import Pair
 
 Method = Callable[[np.ndarray, Pair], np.ndarray | None]
+PRETRAINED = "pretrained"  # the model shipped with gir, scored beside a new one (evaluate)
 
 
 def psnr(ref: np.ndarray, out: np.ndarray) -> float:

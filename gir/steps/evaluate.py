@@ -16,9 +16,7 @@ from gir.errors import GirError
 from gir.data.imageio import write_text_atomic
 from gir.data.manifest import data_version, read_manifest
 from gir.nn.shipped import shipped_model_dir
-from gir.rectifier.scoring import REFERENCES, model_method, score, summarise
-
-PRETRAINED = "pretrained"  # the model shipped in the package, scored beside the new one
+from gir.rectifier.scoring import PRETRAINED, REFERENCES, model_method, score, summarise
 
 def evaluate(
     cfg: EvaluateConfig,

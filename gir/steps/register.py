@@ -14,6 +14,7 @@ from pathlib import Path
 from gir.config import Params
 from gir.errors import GirError
 from gir.data.imageio import write_text_atomic
+from gir.rectifier.scoring import PRETRAINED
 from gir.tracking.promotion import CHALLENGER, CHAMPION, promote_by_score
 from gir.tracking.pyfunc import load_pyfunc_deblurrer, log_deblur_pyfunc
 
@@ -58,9 +59,13 @@ def register(
             return summarise(score({"model": model_method(champ)}, pairs))["methods"][
                 "model"][key]
 
+        # Without a champion, the shipped model is what users get: a new version must match
+        # it on these pairs (evaluate scored it there, references: pretrained).
+        shipped = metrics.get("methods", {}).get(PRETRAINED)
+        floor = ("the shipped pretrained model", shipped[key]) if shipped else None
         decision = {"model_name": cfg.model_name, "version": int(version.version),
                     **promote_by_score(client, cfg.model_name, version.version, key,
-                                       metrics[key], score_champion)}
+                                       metrics[key], score_champion, floor=floor)}
         alias = decision["alias"]
         mlflow.set_tags({"registered_version": version.version, "registered_alias": alias})
         decision.update(model_uri=f"models:/{cfg.model_name}/"

@@ -12,8 +12,12 @@ CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 def promote_by_score(client, name: str, version: str, metric: str, new_score: float,
-                     score_champion: Callable[[str], float], ties_win: bool = False) -> dict:
-    """Alias version champion if there is none or it beats (ties_win: matches) the champion.
+                     score_champion: Callable[[str], float], ties_win: bool = False,
+                     floor: tuple[str, float] | None = None) -> dict:
+    """Alias version champion if it beats (ties_win: matches) the champion, or, when there is
+    none yet, matches the floor: (what, score), e.g. the shipped pretrained model scored on the
+    same pairs, which the default model chain falls back to. Without a floor, the first
+    version is champion.
 
     score_champion(uri) scores the current champion now, on the data new_score came from.
     Returns the decision (alias, reason, champion version and score).
@@ -26,7 +30,17 @@ def promote_by_score(client, name: str, version: str, metric: str, new_score: fl
         champion = None
     decision = {"metric": metric, "new_score": new_score, "champion_version": None,
                 "champion_score": None}
-    if champion is None:
+    if champion is None and floor is not None:
+        what, bar = floor
+        decision.update(floor=what, floor_score=bar)
+        if new_score >= bar:
+            alias, reason = CHAMPION, (f"no champion yet; matches or beats {what} "
+                                       f"({new_score:.4f} >= {bar:.4f} {metric})")
+        else:
+            alias, reason = CHALLENGER, (f"no champion yet, but falls short of {what} "
+                                         f"({new_score:.4f} < {bar:.4f} {metric}), which "
+                                         f"stays the default")
+    elif champion is None:
         alias, reason = CHAMPION, "no champion yet"
     else:
         champ_score = score_champion(f"models:/{name}@{CHAMPION}")
