@@ -43,11 +43,24 @@ def tiny_params(*extra: str):
 
 
 @pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch) -> str:
-    """A fresh SQLite tracking store for one test."""
+def mlflow_uri(tmp_path, monkeypatch):
+    """A fresh SQLite tracking store for one test, also for clients made in this process
+    (an earlier test's mlflow.set_tracking_uri would otherwise win over the variable)."""
+    import mlflow
+
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(autouse=True)
+def _forget_tracking_uri():
+    """Tests that call mlflow.set_tracking_uri must not point later tests at their store."""
+    yield
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_tracking_uri(None)
 
 
 def run_gir(*args: str, cwd: Path | str, env: dict | None = None,
