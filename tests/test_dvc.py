@@ -23,19 +23,26 @@ def _dvc(*args, cwd):
     return proc.stdout
 
 
+def dvc_project(tmp_path: Path, params) -> Path:
+    """A git + DVC repo holding a copy of gir/, dvc.yaml and the given params: stages run the
+    copy, so a test may change code or params without touching the checkout."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copytree(ROOT / "gir", repo / "gir", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", repo)
+    (repo / "params.yaml").write_text(yaml.safe_dump(to_dict(params)))
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    _dvc("init", "-q", cwd=repo)
+    _dvc("config", "core.analytics", "false", cwd=repo)
+    return repo
+
+
 STAGES = ("ingest", "validate", "preprocess", "split", "train", "evaluate", "register",
           "detector")
 
 
 def test_dvc_repro_is_incremental(tmp_path, mlflow_uri):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    shutil.copytree(ROOT / "gir", repo / "gir", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", repo)
-    (repo / "params.yaml").write_text(yaml.safe_dump(to_dict(tiny_params())))
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    _dvc("init", "-q", cwd=repo)
-    _dvc("config", "core.analytics", "false", cwd=repo)
+    repo = dvc_project(tmp_path, tiny_params())
 
     out = _dvc("repro", cwd=repo)
     for stage in STAGES:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,11 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from gir.config import to_dict
 from tests.conftest import ROOT, run_gir, tiny_params
-from tests.test_dvc import _dvc
+from tests.test_dvc import _dvc, dvc_project
 from tests.test_train_resume import LOSSES, RESUME, read_log
 
 
@@ -43,14 +40,7 @@ def _train_pid(repo: Path) -> int | None:
 def test_sigkill_under_dvc_repro_resumes_exactly(tmp_path, mlflow_uri):
     import mlflow
 
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    shutil.copytree(ROOT / "gir", repo / "gir", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", repo)
-    (repo / "params.yaml").write_text(yaml.safe_dump(to_dict(tiny_params(*RESUME))))
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    _dvc("init", "-q", cwd=repo)
-    _dvc("config", "core.analytics", "false", cwd=repo)
+    repo = dvc_project(tmp_path, tiny_params(*RESUME))
     _dvc("repro", "split", cwd=repo)
 
     bin_dir = str(Path(sys.executable).parent)

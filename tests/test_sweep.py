@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import yaml
 
 from gir.config import to_dict
 from tests.conftest import ROOT, run_gir, tiny_params
-from tests.test_dvc import _dvc
+from tests.test_dvc import _dvc, dvc_project
 
 GRID = ["--grid", "train.loss.adversarial=[none, lsgan]", "--grid", "train.lr=[0.001, 0.004]"]
 
@@ -67,14 +66,7 @@ def _check_sweep(uri: str, engine: str, stderr: str) -> dict:
 
 @pytest.mark.timeout(1800)   # 4 experiments, each a DVC workspace: minutes on 2 busy cores
 def test_sweep_through_dvc_experiments(tmp_path, mlflow_uri):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    shutil.copytree(ROOT / "gir", repo / "gir", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", repo)
-    (repo / "params.yaml").write_text(yaml.safe_dump(to_dict(tiny_params())))
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    _dvc("init", "-q", cwd=repo)
-    _dvc("config", "core.analytics", "false", cwd=repo)
+    repo = dvc_project(tmp_path, tiny_params())
     _dvc("repro", cwd=repo)
     (repo / ".gitignore").write_text("checkpoints/\nmlruns/\n")
     git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
