@@ -43,16 +43,15 @@ def tiny_params(*extra: str):
 
 
 @pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch):
-    """A fresh SQLite tracking store for one test, also for clients made in this process
-    (an earlier test's mlflow.set_tracking_uri would otherwise win over the variable)."""
+def mlflow_uri(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite tracking store for one test: for subprocesses (the variable) and for
+    clients made in this process (set_tracking_uri; _forget_tracking_uri undoes it)."""
     import mlflow
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
-    yield uri
-    mlflow.set_tracking_uri(None)
+    return uri
 
 
 @pytest.fixture(autouse=True)
