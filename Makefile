@@ -52,8 +52,10 @@ test: install browser
 # The model shipped in gir/nn/shipped/: corpus -> the same pipeline steps with
 # profiles/pretrain.yaml -> held-out benchmark. Resumable: run it again after an interruption.
 # Then `gir ship --model $(PT)/model --heldout $(PT)/heldout/heldout.md`; commit gir/nn/shipped/.
-PT  := work/pretrain
-PTP := --params profiles/pretrain.yaml
+# A later phase in its own folder, warm-started from the last one (see profiles/pretrain.yaml):
+#   make pretrain PT=work/pretrain2 PT_SET="--set train.init=work/pretrain/model --set train.steps=12000"
+PT     ?= work/pretrain
+PTP    := --params profiles/pretrain.yaml $(PT_SET)
 pretrain: install
 	$(BIN)/gir corpus build --out data/corpus
 	$(BIN)/gir ingest $(PTP) --out $(PT)/raw
