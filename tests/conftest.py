@@ -42,12 +42,6 @@ def tiny_params(*extra: str):
     return params_from_dict({}, TINY + list(extra))
 
 
-def pytest_collection_modifyitems(items):
-    """Files with `slow` (end-to-end, minutes) tests first: with one xdist worker per core and a
-    file per worker, the longest files then start at once instead of finishing last on one core."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture
 def mlflow_uri(tmp_path, monkeypatch) -> str:
     """A fresh SQLite tracking store for one test: for subprocesses (the variable) and for

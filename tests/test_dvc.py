@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from gir.config import to_dict
@@ -42,7 +41,6 @@ STAGES = ("ingest", "validate", "preprocess", "split", "train", "evaluate", "reg
           "detector")
 
 
-@pytest.mark.slow
 def test_dvc_repro_is_incremental(tmp_path, mlflow_uri):
     repo = dvc_project(tmp_path, tiny_params())
 

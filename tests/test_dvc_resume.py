@@ -36,7 +36,6 @@ def _train_pid(repo: Path) -> int | None:
     return None
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(1800)   # two dvc repro runs and a reference training: minutes on 2 busy cores
 def test_sigkill_under_dvc_repro_resumes_exactly(tmp_path, mlflow_uri):
     import mlflow

@@ -34,7 +34,6 @@ def quick_model(tmp_path_factory):
     return root / "models/deblur"
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(1500)  # its fixture runs five steps and 1000 training steps: minutes
 def test_champion_beats_blurred_input_on_an_unseen_photo(quick_model, tmp_path):
     from PIL import Image

@@ -64,7 +64,6 @@ def _check_sweep(uri: str, engine: str, stderr: str) -> dict:
     return {"parent": parent, "kids": kids, "best": best, "table": table}
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(1800)   # 4 experiments, each a DVC workspace: minutes on 2 busy cores
 def test_sweep_through_dvc_experiments(tmp_path, mlflow_uri):
     repo = dvc_project(tmp_path, tiny_params())
@@ -92,7 +91,6 @@ def test_sweep_through_dvc_experiments(tmp_path, mlflow_uri):
     assert "psnr" in proc.stdout  # the table printed
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_sweep_through_kfp_local(tmp_path, mlflow_uri):
     params = tmp_path / "params.yaml"

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.conftest import tiny_params
@@ -42,7 +41,6 @@ def read_log(path: Path) -> dict[int, dict]:
         return {int(r["step"]): r for r in csv.DictReader(fh)}
 
 
-@pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted_run(tiny_run, tmp_path, mlflow_uri):
     import torch
 
