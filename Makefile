@@ -55,6 +55,7 @@ test: install browser
 # A later phase in its own folder, warm-started from the last one (see profiles/pretrain.yaml):
 #   make pretrain PT=work/pretrain2 PT_SET="--set train.init=work/pretrain/model --set train.steps=12000"
 #   make pretrain PT=work/pretrain3 PT_SET="--set train.init=work/pretrain2/model --set train.steps=11000"
+#   make pretrain PT=work/pretrain4 PT_SET="--set train.init=work/pretrain3/model --set train.steps=10000"
 PT     ?= work/pretrain
 PTP    := --params profiles/pretrain.yaml $(PT_SET)
 pretrain: install
