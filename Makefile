@@ -38,7 +38,7 @@ demo: install
 	@echo "  cat reports/registration.json            # version registered, champion or challenger"
 	@echo "  $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db   # runs, curves, figures, registry"
 	@echo "      then http://127.0.0.1:5000/#/experiments/1?workflowType=machine_learning  (the runs table)"
-	@echo "  $(BIN)/gir deblur YOUR.jpg -o out/       # use models:/gir-deblur@champion"
+	@echo "  $(BIN)/gir deblur YOUR.jpg -o out/       # the @champion, else the shipped model"
 
 # Debian's Chromium for the browser tests (Playwright cannot download its own browser here).
 browser:
@@ -56,6 +56,7 @@ test: install browser
 #   make pretrain PT=work/pretrain2 PT_SET="--set train.init=work/pretrain/model --set train.steps=12000"
 #   make pretrain PT=work/pretrain3 PT_SET="--set train.init=work/pretrain2/model --set train.steps=11000"
 #   make pretrain PT=work/pretrain4 PT_SET="--set train.init=work/pretrain3/model --set train.steps=10000"
+#   make pretrain PT=work/pretrain5 PT_SET="--set train.init=work/pretrain4/model --set train.steps=10000 --set train.lr=0.0005"
 PT     ?= work/pretrain
 PTP    := --params profiles/pretrain.yaml $(PT_SET)
 pretrain: install
