@@ -57,6 +57,7 @@ test: install browser
 #   make pretrain PT=work/pretrain3 PT_SET="--set train.init=work/pretrain2/model --set train.steps=11000"
 #   make pretrain PT=work/pretrain4 PT_SET="--set train.init=work/pretrain3/model --set train.steps=10000"
 #   make pretrain PT=work/pretrain5 PT_SET="--set train.init=work/pretrain4/model --set train.steps=10000 --set train.lr=0.0005"
+#   make pretrain PT=work/pretrain6 PT_SET="--set train.init=work/pretrain5/model --set train.steps=10000 --set train.lr=0.0005"
 PT     ?= work/pretrain
 PTP    := --params profiles/pretrain.yaml $(PT_SET)
 pretrain: install
