@@ -58,6 +58,9 @@ test: install browser
 #   make pretrain PT=work/pretrain4 PT_SET="--set train.init=work/pretrain3/model --set train.steps=10000"
 #   make pretrain PT=work/pretrain5 PT_SET="--set train.init=work/pretrain4/model --set train.steps=10000 --set train.lr=0.0005"
 #   make pretrain PT=work/pretrain6 PT_SET="--set train.init=work/pretrain5/model --set train.steps=10000 --set train.lr=0.0005"
+#   make pretrain PT=work/pretrain7 PT_SET="--set train.init=work/pretrain6/model --set train.steps=10000 --set train.lr=0.0005 \
+#     --set data.synth.motion_length=[7.0,21.0] --set data.synth.defocus_radius=[2.0,5.0] --set data.synth.gaussian_sigma=[1.0,2.5]"
+#   (phase 7 narrows the blur ranges to params.yaml's defaults, the ranges `gir deblur` users and the held-out bench see)
 PT     ?= work/pretrain
 PTP    := --params profiles/pretrain.yaml $(PT_SET)
 pretrain: install

@@ -82,8 +82,9 @@ Never trained on: the `sample` source photos (scikit-image), or photos shipped i
 Python packages (scikit-learn, matplotlib, ...): those are kept for evaluation.
 
 ## Synthesis
-Every training crop is blurred afresh (`train.resynth` = {train.get('resynth', '?')}) from these
-`data.synth` families: `{json.dumps(synth, sort_keys=True)}`.
+In the last phase every training crop is blurred afresh (`train.resynth` =
+{train.get('resynth', '?')}) from these `data.synth` families (earlier phases: see below):
+`{json.dumps(synth, sort_keys=True)}`.
 
 ## Training and compute
 {history}
