@@ -61,6 +61,11 @@ test: install browser
 #   make pretrain PT=work/pretrain7 PT_SET="--set train.init=work/pretrain6/model --set train.steps=10000 --set train.lr=0.0005 \
 #     --set data.synth.motion_length=[7.0,21.0] --set data.synth.defocus_radius=[2.0,5.0] --set data.synth.gaussian_sigma=[1.0,2.5]"
 #   (phase 7 narrows the blur ranges to params.yaml's defaults, the ranges `gir deblur` users and the held-out bench see)
+#   make pretrain PT=work/pretrain8a PT_SET="--set train.init=work/pretrain7/model --set train.steps=1500 --set train.lr=0.0003 \
+#     --set train.crop=256 --set train.batch_size=2 <phase 7's three ranges>"
+#   make pretrain PT=work/pretrain8 PT_SET="--set train.init=work/pretrain8a/model --set train.steps=4000 --set train.lr=0.0003 \
+#     --set train.crop=256 --set train.batch_size=2 <phase 7's three ranges>"
+#   (phase 8 trains on 256 px crops, batch 2: the same pixels per step with more context per crop)
 PT     ?= work/pretrain
 PTP    := --params profiles/pretrain.yaml $(PT_SET)
 pretrain: install
