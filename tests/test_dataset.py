@@ -58,3 +58,41 @@ def test_resynth_must_be_a_share():
 
     with pytest.raises(ConfigError, match="train.resynth: must be between 0 and 1"):
         params_from_dict({"train": {"resynth": 1.5}})
+
+
+def test_resynth_weights_draw_the_kinds_that_often(monkeypatch):
+    """train.resynth_weights {motion: 3, gaussian: 0}: motion is drawn for ~3/4 of the fresh
+    blurs, defocus (not named: 1) for the rest, gaussian never; no weights = the equal draw
+    earlier runs made."""
+    from gir.errors import GirError
+
+    drawn = []
+    real_synth_blur = blur.synth_blur
+
+    def recording(kind, rng, synth):
+        drawn.append(kind)
+        return real_synth_blur(kind, rng, synth)
+
+    monkeypatch.setattr(blur, "synth_blur", recording)
+    synth = SynthConfig(kinds=["motion", "defocus", "gaussian"])
+    pair = _pair("k.npy")
+    weighted = CropDataset([pair], 16, 300, seed=1, resynth=1.0, synth=synth,
+                           resynth_weights={"motion": 3.0, "gaussian": 0.0})
+    for i in range(len(weighted)):
+        weighted[i]
+    assert 0.65 < drawn.count("motion") / len(drawn) < 0.85
+    assert "gaussian" not in drawn and "defocus" in drawn
+
+    equal = CropDataset([pair], 16, 5, seed=1, resynth=1.0, synth=synth)
+    unweighted = CropDataset([pair], 16, 5, seed=1, resynth=1.0, synth=synth, resynth_weights={})
+    assert all(np.array_equal(equal[i][0].numpy(), unweighted[i][0].numpy()) for i in range(5))
+    with pytest.raises(GirError, match="every data.synth kind has weight 0"):
+        CropDataset([pair], 16, 5, seed=1, resynth=1.0, synth=synth,
+                    resynth_weights={"motion": 0, "defocus": 0, "gaussian": 0})
+
+
+def test_resynth_weights_name_known_kinds():
+    from gir.config import ConfigError, params_from_dict
+
+    with pytest.raises(ConfigError, match="train.resynth_weights: unknown blur kind 'blury'"):
+        params_from_dict({"train": {"resynth_weights": {"blury": 2.0}}})

@@ -12,8 +12,9 @@ import types
 import typing
 from typing import Any, Literal
 
-from gir.config.schema import (ConfigError, DetectConfig, FolderConfig, PreprocessConfig,
-                               SampleConfig, SplitConfig, SynthConfig, TrainConfig, ValidateConfig)
+from gir.config.schema import (SYNTH_KIND_NAMES, ConfigError, DetectConfig, FolderConfig,
+                               PreprocessConfig, SampleConfig, SplitConfig, SynthConfig,
+                               TrainConfig, ValidateConfig)
 
 def _type_name(tp: Any) -> str:
     if tp is float:
@@ -117,6 +118,12 @@ def _check_ranges(obj: Any, prefix: str) -> None:
             bad("lr", "must be positive")
         if not 0 <= obj.resynth <= 1:
             bad("resynth", "must be between 0 and 1")
+        for kind, weight in obj.resynth_weights.items():
+            if kind not in SYNTH_KIND_NAMES:
+                bad("resynth_weights",
+                    f"unknown blur kind {kind!r} (known: {', '.join(SYNTH_KIND_NAMES)})")
+            elif not isinstance(weight, (int, float)) or weight < 0:
+                bad("resynth_weights", f"{kind}: the weight must be a number >= 0")
     if isinstance(obj, SynthConfig):
         for k in ("motion_length", "defocus_radius", "gaussian_sigma", "noise_sigma",
                   "shake_extent", "shake_focal_mm", "shot_noise", "read_noise", "jpeg_quality",

@@ -18,6 +18,9 @@ class ConfigError(GirError):
 # --------------------------------------------------------------------------- schema
 
 
+SYNTH_KIND_NAMES = ("motion", "defocus", "gaussian", "shake")  # as in SynthConfig.kinds
+
+
 @dataclass
 class SynthConfig:
     """How sharp photos are blurred synthetically (sample and folder sources)."""
@@ -161,6 +164,9 @@ class TrainConfig:
     batch_size: int = 8
     crop: int = 96
     resynth: float = 0.5  # share of synthetic crops re-blurred with a fresh kernel (data.synth)
+    # How often each data.synth kind is drawn for those fresh blurs, relative to 1 for a kind
+    # not named ({motion: 2.0}: motion twice as often). Stored pairs and val/test keep the cycle.
+    resynth_weights: dict[str, float] = field(default_factory=dict)
     init: str = "pretrained"  # warm start: pretrained | none | a model directory | models:/ URI
     lr: float = 2e-3
     lr_d: float = 2e-4

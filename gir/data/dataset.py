@@ -65,11 +65,13 @@ class CropDataset(Dataset):
     With ``resynth`` > 0, that share of crops from synthetic pairs gets a freshly drawn blur
     (a new kernel and noise from ``synth``, applied to the sharp crop) instead of the stored
     one: a few photos then teach thousands of kernels rather than the six each was stored with.
-    Real blur (GoPro) is always used as stored.
+    Real blur (GoPro) is always used as stored. ``resynth_weights`` ({kind: weight}, 1 for a
+    kind not named) draws the harder kinds more often.
     """
 
     def __init__(self, pairs: list[Pair], crop: int, length: int, seed: int,
-                 resynth: float = 0.0, synth: SynthConfig | None = None):
+                 resynth: float = 0.0, synth: SynthConfig | None = None,
+                 resynth_weights: dict[str, float] | None = None):
         if not pairs:
             raise GirError("train: no training pairs (is the train split empty?)")
         small = [p for p in pairs if min(p.blur.shape[:2]) < crop]
@@ -79,6 +81,12 @@ class CropDataset(Dataset):
                            f"({p.blur.shape[1]}x{p.blur.shape[0]}); lower train.crop")
         self.pairs, self.crop, self.length, self.seed = pairs, crop, length, seed
         self.resynth, self.synth = resynth, synth or SynthConfig()
+        self.kind_p = None  # None: every kind equally likely (and the draws of earlier runs)
+        if resynth_weights:
+            w = np.array([float(resynth_weights.get(k, 1.0)) for k in self.synth.kinds])
+            if w.sum() <= 0:
+                raise GirError("train.resynth_weights: every data.synth kind has weight 0")
+            self.kind_p = w / w.sum()
         # Larger images are drawn more often, so every pixel is about equally likely.
         areas = np.array([p.blur.shape[0] * p.blur.shape[1] for p in pairs], float)
         self.weights = areas / areas.sum()
@@ -108,7 +116,8 @@ class CropDataset(Dataset):
         """The crop at (y, x) blurred anew: the sharp crop plus the blur's reach on each side is
         degraded as the source degrades whole photos (reflected at the photo's borders; a shake
         follows the whole photo's camera path, seen through the crop)."""
-        spec = synthetic_blur.synth_blur(str(rng.choice(self.synth.kinds)), rng, self.synth)
+        kind = str(rng.choice(self.synth.kinds, p=self.kind_p))
+        spec = synthetic_blur.synth_blur(kind, rng, self.synth)
         pad = spec.margin
         h, w = sharp.shape[:2]
         y0, x0 = max(y - pad, 0), max(x - pad, 0)

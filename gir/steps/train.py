@@ -442,7 +442,7 @@ def _train(params, dist, device, data_dir, split_manifest, model_dir, report_dir
     train_pairs = load_split(data_dir, split_manifest, "train")
     val_pairs = load_split(data_dir, split_manifest, "val", max_images=4) if dist.main else []
     dataset = CropDataset(train_pairs, t.crop, t.steps * t.batch_size, params.seed,
-                          t.resynth, params.data.synth)
+                          t.resynth, params.data.synth, t.resynth_weights)
     data_ver = data_version(read_manifest(split_manifest))
     fp = fingerprint(params, data_ver)
     ckpt_path = checkpoint_dir / CHECKPOINT
