@@ -66,6 +66,11 @@ test: install browser
 #   make pretrain PT=work/pretrain8 PT_SET="--set train.init=work/pretrain8a/model --set train.steps=4000 --set train.lr=0.0003 \
 #     --set train.crop=256 --set train.batch_size=2 <phase 7's three ranges>"
 #   (phase 8 trains on 256 px crops, batch 2: the same pixels per step with more context per crop)
+#   make pretrain PT=work/pretrain9a PT_SET="--set train.init=work/pretrain8/model --set train.steps=1500 <phase 8's settings> \
+#     --set 'train.resynth_weights={motion: 2.0}'"
+#   make pretrain PT=work/pretrain9 PT_SET="--set train.init=work/pretrain9a/model --set train.steps=5500 <phase 8's settings> \
+#     --set 'train.resynth_weights={motion: 2.0}'"
+#   (phase 9 draws motion, the kind that gained least, for 2 of every 5 fresh blurs instead of 1 of 4)
 PT     ?= work/pretrain
 PTP    := --params profiles/pretrain.yaml $(PT_SET)
 pretrain: install
