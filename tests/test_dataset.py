@@ -62,8 +62,8 @@ def test_resynth_must_be_a_share():
 
 def test_resynth_weights_draw_the_kinds_that_often(monkeypatch):
     """train.resynth_weights {motion: 3, gaussian: 0}: motion is drawn for ~3/4 of the fresh
-    blurs, defocus (not named: 1) for the rest, gaussian never; no weights = the equal draw
-    earlier runs made."""
+    blurs, defocus (not named: 1) for the rest, gaussian never; an empty mapping is no
+    weighting (the equal draw earlier runs made)."""
     from gir.errors import GirError
 
     drawn = []
@@ -94,5 +94,12 @@ def test_resynth_weights_draw_the_kinds_that_often(monkeypatch):
 def test_resynth_weights_name_known_kinds():
     from gir.config import ConfigError, params_from_dict
 
-    with pytest.raises(ConfigError, match="train.resynth_weights: unknown blur kind 'blury'"):
+    with pytest.raises(ConfigError,
+                       match="train.resynth_weights: expected one of .*'shake', got 'blury'"):
         params_from_dict({"train": {"resynth_weights": {"blury": 2.0}}})
+    with pytest.raises(ConfigError, match="train.resynth_weights.motion: expected a number"):
+        params_from_dict({"train": {"resynth_weights": {"motion": "often"}}})
+    with pytest.raises(ConfigError, match="train.resynth_weights: weights must be 0 or more"):
+        params_from_dict({"train": {"resynth_weights": {"motion": -1.0}}})
+    assert params_from_dict({"train": {"resynth_weights": {"motion": 2}}}).train.resynth_weights \
+        == {"motion": 2.0}

@@ -18,7 +18,7 @@ class ConfigError(GirError):
 # --------------------------------------------------------------------------- schema
 
 
-SYNTH_KIND_NAMES = ("motion", "defocus", "gaussian", "shake")  # as in SynthConfig.kinds
+SynthKind = Literal["motion", "defocus", "gaussian", "shake"]  # what data.synth can draw
 
 
 @dataclass
@@ -26,7 +26,7 @@ class SynthConfig:
     """How sharp photos are blurred synthetically (sample and folder sources)."""
 
     per_image: int = 6
-    kinds: list[Literal["motion", "defocus", "gaussian", "shake"]] = field(
+    kinds: list[SynthKind] = field(
         default_factory=lambda: ["motion", "defocus", "gaussian"]
     )
     motion_length: list[float] = field(default_factory=lambda: [7.0, 21.0])
@@ -166,7 +166,7 @@ class TrainConfig:
     resynth: float = 0.5  # share of synthetic crops re-blurred with a fresh kernel (data.synth)
     # How often each data.synth kind is drawn for those fresh blurs, relative to 1 for a kind
     # not named ({motion: 2.0}: motion twice as often). Stored pairs and val/test keep the cycle.
-    resynth_weights: dict[str, float] = field(default_factory=dict)
+    resynth_weights: dict[SynthKind, float] = field(default_factory=dict)
     init: str = "pretrained"  # warm start: pretrained | none | a model directory | models:/ URI
     lr: float = 2e-3
     lr_d: float = 2e-4
