@@ -77,6 +77,28 @@ def test_warm_start_loads_the_shipped_weights_and_refuses_another_architecture(f
         resolve.resolve_init("nowhere")
 
 
+def test_warm_start_grows_a_nafnet_by_identity_blocks(fake_shipped, capsys):
+    """model.generator_args with more blocks than the init: the new ones start as the identity,
+    so the grown generator computes what the shipped one does; fewer blocks is refused."""
+    from tests.conftest import tiny_params
+    from gir.steps.train import Trainer
+
+    init = resolve.resolve_init("pretrained")
+    grown_args = dict(ARGS, middle_blocks=3, dec_blocks=[2])
+    trainer = Trainer(tiny_params(f"model.generator_args={grown_args}".replace("'", "")),
+                      torch.device("cpu"), init=init)
+    assert "grown by 3 NAFNet blocks" in capsys.readouterr().err
+    shipped_g = build_generator("nafnet", ARGS)
+    shipped_g.load_state_dict(init["state"])
+    x = torch.rand(1, 3, 24, 40)
+    with torch.no_grad():
+        assert torch.allclose(trainer.g(x), shipped_g(x), atol=1e-6)
+        assert not torch.equal(trainer.g(x), x)
+    with pytest.raises(GirError, match="train.init: .* asks for nafnet"):
+        Trainer(tiny_params(f"model.generator_args={dict(ARGS, middle_blocks=0)}".replace("'", "")),
+                torch.device("cpu"), init=init)
+
+
 def test_the_real_shipped_model_is_small_checked_and_scored_beside_a_new_one(tiny_run, tmp_path,
                                                                            mlflow_uri):
     """The model in the package passes its own SHA256SUMS, stays under 20 MB, and `evaluate`

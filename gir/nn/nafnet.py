@@ -59,6 +59,17 @@ class NAFBlock(nn.Module):
         return x + y * self.gamma
 
 
+def identity_blocks(model: nn.Module, loaded: set[str]) -> list[str]:
+    """The NAFBlocks of model that no key in loaded belongs to.
+
+    A fresh NAFBlock is the identity (its output scales beta and gamma start at zero), so a
+    NAFNet with more blocks than a trained one, the rest of it loaded from that one, computes
+    exactly what the trained one did: training grows it from there (train.init).
+    """
+    names = [name for name, m in model.named_modules() if isinstance(m, NAFBlock)]
+    return [n for n in names if not any(k.startswith(n + ".") for k in loaded)]
+
+
 @register_generator("nafnet")
 class NAFNet(nn.Module):
     """U-shaped NAFNet with a global residual: predicts the correction to the blurred input."""

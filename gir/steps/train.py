@@ -554,15 +554,28 @@ def _say(msg: str) -> None:
 
 
 def warm_start(generator: torch.nn.Module, init: dict, model) -> None:
-    """Load train.init's weights; a different architecture is one clear error, not a crash."""
+    """Load train.init's weights; a different architecture is one clear error, not a crash.
+
+    A NAFNet with extra blocks (model.generator_args middle_blocks, enc_blocks, dec_blocks) is
+    grown from a smaller one: the new blocks start as the identity, the rest is loaded.
+    """
+    from gir.nn.nafnet import identity_blocks
+
     want = {"generator": model.generator, "args": dict(model.generator_args or {})}
     have = {"generator": init["spec"].get("generator"), "args": dict(init["spec"].get("args") or {})}
+    mismatch = GirError(f"train.init: {init['source']} is {have['generator']} {have['args']}, but "
+                        f"model.* asks for {want['generator']} {want['args']}; set the same "
+                        f"model or train.init=none")
     try:
-        generator.load_state_dict(init["state"])
+        missing, unexpected = generator.load_state_dict(init["state"], strict=False)
     except RuntimeError:
-        raise GirError(f"train.init: {init['source']} is {have['generator']} {have['args']}, but "
-                       f"model.* asks for {want['generator']} {want['args']}; set the same "
-                       f"model or train.init=none") from None
+        raise mismatch from None
+    grown = identity_blocks(generator, set(init["state"]))
+    if unexpected or not all(any(k.startswith(b + ".") for b in grown) for k in missing):
+        raise mismatch
+    if missing:
+        _say(f"train.init: {init['source']} grown by {len(grown)} NAFNet blocks that start as "
+             f"the identity: {', '.join(grown)}")
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
