@@ -71,6 +71,8 @@ test: install browser
 #   make pretrain PT=work/pretrain9 PT_SET="--set train.init=work/pretrain9a/model --set train.steps=5500 <phase 8's settings> \
 #     --set 'train.resynth_weights={motion: 2.0}'"
 #   (phase 9 draws motion, the kind that gained least, for 2 of every 5 fresh blurs instead of 1 of 4)
+#   make pretrain PT=work/pretrain10 PT_SET="--set train.init=work/pretrain9/model --set train.steps=7000 --set train.lr=0.0002 <phase 9's settings>"
+#   (phase 10: phase 9's recipe again, from a lower learning rate)
 PT     ?= work/pretrain
 PTP    := --params profiles/pretrain.yaml $(PT_SET)
 pretrain: install
