@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gir.nn import losses
-from gir.nn import build_discriminator, build_generator, generator_names
+from gir.nn import build_discriminator, build_generator, for_inference, generator_names
 
 # Tiny widths: the architectures, not their capacity, are under test.
 TINY_ARGS = {
@@ -29,6 +29,30 @@ def test_any_size_in_same_size_out(name, hw):
     with torch.no_grad():
         y = g(x)
     assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", sorted(TINY_ARGS))
+def test_the_inference_form_computes_the_same_and_leaves_the_model_alone(name):
+    """for_inference (what the Deblurrer, ONNX export and bench run) equals the trained model
+    at odd sizes and batch 2, and the trained model keeps its parameters and state dict."""
+    torch.manual_seed(0)
+    g = build_generator(name, TINY_ARGS[name]).eval()
+    with torch.no_grad():   # non-zero output scales, so a lost beta/gamma would show
+        for p_name, p in g.named_parameters():
+            if p_name.endswith(("beta", "gamma")):
+                p.uniform_(0.5, 1.5)
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    fast = for_inference(g)
+    x = torch.rand(2, 3, 37, 53)
+    with torch.no_grad():
+        want, got = g(x), fast(x)
+    assert (want - x).abs().max() > 1e-3                 # not the identity on both sides
+    assert torch.allclose(got, want, atol=1e-5)
+    after = g.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+    if name == "nafnet":   # folded: no PixelShuffle and no output scales left in the copy
+        assert not any(isinstance(m, torch.nn.PixelShuffle) for m in fast.modules())
+        assert not any(k.endswith(("beta", "gamma")) for k in fast.state_dict())
 
 
 def test_resnet_has_global_skip():

@@ -102,7 +102,7 @@ def generator_rows(params: Params, names: list[str], size: str, device: str,
     """One row of cost figures per generator: args from generator_args[name], else params'
     args for params' generator, else the constructor's defaults."""
     from gir.rectifier.inference import resolve_device
-    from gir.nn import build_generator
+    from gir.nn import build_generator, for_inference
 
     w, h = _parse_size(size)
     devices = [torch.device("cpu")]
@@ -119,8 +119,9 @@ def generator_rows(params: Params, names: list[str], size: str, device: str,
                "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
                "gmacs": _sig(count_gmacs(name, args, w, h)), "size": f"{w}x{h}",
                "threads": torch.get_num_threads(), "train_crop": train_crop}
-        for d in devices:
-            sec = inference_seconds(model, d, w, h, reps=2 if d.type == "cpu" else 10)
+        for d in devices:   # timed in the form the Deblurrer runs
+            sec = inference_seconds(for_inference(model), d, w, h,
+                                    reps=2 if d.type == "cpu" else 10)
             row[f"{d.type}_s_per_image"] = _sig(sec)
             row[f"{d.type}_ms_per_mp"] = _sig(1000 * sec / (w * h / 1e6))
             batch = train_batch or (2 if d.type == "cpu" else 16)

@@ -97,6 +97,10 @@ def blend_ramp(size: int, overlap: int, ramp_start: bool, ramp_end: bool) -> np.
 class Deblurrer:
     """Generator + device; call it on (H, W, 3) uint8 RGB, get the same shape back.
 
+    It runs the generator's inference form (gir.nn.for_inference: for NAFNet the output scales
+    folded into the convs and the upsamplers as transposed convs), a copy: the model passed in
+    is left as it is.
+
     Large images are processed in overlapping tiles (``tile`` pixels, ``overlap`` shared with
     each neighbour) blended with raised-cosine weights. Tiles stream one row at a time: only a
     float strip of ``tile`` rows is kept, the full-size output is uint8, so peak memory depends
@@ -108,8 +112,10 @@ class Deblurrer:
                  tile: int = 0, overlap: int = 32, progress: bool | None = None):
         import sys
 
+        from gir.nn import for_inference
+
         self.device = torch.device(device)
-        self.generator = generator.to(self.device).eval()
+        self.generator = for_inference(generator).to(self.device).eval()
         self.tile = tile
         self.overlap = overlap
         # The tile progress bar shows on an interactive terminal unless asked otherwise.

@@ -25,11 +25,12 @@ def export_onnx(model_dir: str | os.PathLike, out: str | os.PathLike, check_size
     import torch
 
     from gir.data.imageio import atomic_path
+    from gir.nn import for_inference
     from gir.rectifier.inference import load_generator
 
     out = Path(out)
     model = label or str(model_dir)
-    generator = load_generator(model_dir, "cpu").float().eval()
+    generator = for_inference(load_generator(model_dir, "cpu").float().eval())
     example = torch.rand(1, 3, check_size, check_size)
     axes = {0: "batch", 2: "height", 3: "width"}
     out.parent.mkdir(parents=True, exist_ok=True)
