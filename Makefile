@@ -73,6 +73,8 @@ test: install browser
 #   (phase 9 draws motion, the kind that gained least, for 2 of every 5 fresh blurs instead of 1 of 4)
 #   make pretrain PT=work/pretrain10 PT_SET="--set train.init=work/pretrain9/model --set train.steps=7000 --set train.lr=0.0002 <phase 9's settings>"
 #   (phase 10: phase 9's recipe again, from a lower learning rate)
+#   make pretrain PT=work/pretrain11 PT_SET="--set train.init=work/pretrain10/model --set train.steps=8000 --set train.lr=0.0002 <phase 9's settings>"
+#   (phase 11: phase 10's recipe for 8000 more steps; the shipped model)
 PT     ?= work/pretrain
 PTP    := --params profiles/pretrain.yaml $(PT_SET)
 pretrain: install
