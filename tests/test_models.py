@@ -48,6 +48,8 @@ def test_the_inference_form_computes_the_same_and_leaves_the_model_alone(name):
         want, got = g(x), fast(x)
     assert (want - x).abs().max() > 1e-3                 # not the identity on both sides
     assert torch.allclose(got, want, atol=1e-5)
+    with torch.no_grad():   # the inference form of the inference form is the same function
+        assert torch.allclose(for_inference(fast)(x), want, atol=1e-5)
     after = g.state_dict()
     assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
     if name == "nafnet":   # folded: no PixelShuffle and no output scales left in the copy

@@ -65,6 +65,8 @@ class NAFBlock(nn.Module):
         """Fold the output scales beta and gamma into conv3 and conv5 (inference only):
         conv(y) * s is the conv with its output channels scaled by s, one pass less each."""
         for conv, name in ((self.conv3, "beta"), (self.conv5, "gamma")):
+            if getattr(self, name) is None:    # folded already
+                continue
             scale = getattr(self, name).view(-1)
             conv.weight.mul_(scale.view(-1, 1, 1, 1))
             conv.bias.mul_(scale)
@@ -129,7 +131,8 @@ class NAFNet(nn.Module):
             if isinstance(block, NAFBlock):
                 block.fold_scales()
         for i, up in enumerate(model.ups):
-            model.ups[i] = shuffle_as_transposed_conv(up)
+            if isinstance(up, nn.Sequential):  # not converted already
+                model.ups[i] = shuffle_as_transposed_conv(up)
         return model.to(memory_format=torch.channels_last)
 
     def forward(self, inp):
