@@ -97,9 +97,9 @@ def blend_ramp(size: int, overlap: int, ramp_start: bool, ramp_end: bool) -> np.
 class Deblurrer:
     """Generator + device; call it on (H, W, 3) uint8 RGB, get the same shape back.
 
-    It runs the generator's inference form (gir.nn.for_inference: for NAFNet the output scales
-    folded into the convs and the upsamplers as transposed convs), a copy: the model passed in
-    is left as it is.
+    It runs the generator's inference form (gir.nn.for_inference): for NAFNet a copy with the
+    output scales folded into the convs and the upsamplers as transposed convs, so the model
+    passed in keeps its weights; other generators run as they are.
 
     Large images are processed in overlapping tiles (``tile`` pixels, ``overlap`` shared with
     each neighbour) blended with raised-cosine weights. Tiles stream one row at a time: only a
