@@ -4,7 +4,8 @@ Each is a thin caller of gir.rectifier.batch, the same code as `gir rectify SRC 
 `gir watch` and the S3 event endpoint, so the ledger in DST/_gir/ is shared with them: a shard
 that is retried, or a scheduled run that overlaps what a watcher did, redoes nothing.
 `model` is a model directory or MLflow URI; empty means the default chain (the registry
-champion). `endpoint_url` points S3 access at MinIO when set.
+champion); `ensemble` is its self-ensemble (1, 2, 4 or 8 views). `endpoint_url` points S3
+access at MinIO when set.
 """
 
 from kfp import dsl
@@ -16,8 +17,8 @@ component = dsl.component(base_image=IMAGE, install_kfp_package=False)
 
 
 @component
-def list_shards(source: str, dest: str, task: str, model: str, shards: int, reprocess: bool,
-                endpoint_url: str, run_id: str) -> list:
+def list_shards(source: str, dest: str, task: str, model: str, ensemble: int, shards: int,
+                reprocess: bool, endpoint_url: str, run_id: str) -> list:
     """The inputs to process, as at most `shards` lists (the plan goes to DST/_gir/runs/)."""
     from gir.data.storage import use_endpoint
     from gir.rectifier.batch import plan_shards
@@ -25,12 +26,12 @@ def list_shards(source: str, dest: str, task: str, model: str, shards: int, repr
 
     use_endpoint(endpoint_url)
     return plan_shards(source, dest, shards, task,
-                       lambda: resolve_deblurrer_with_source(model or None),
+                       lambda: resolve_deblurrer_with_source(model or None, ensemble=ensemble),
                        reprocess=reprocess, run_id=run_id)
 
 
 @component
-def rectify_shard(source: str, dest: str, task: str, model: str, reprocess: bool,
+def rectify_shard(source: str, dest: str, task: str, model: str, ensemble: int, reprocess: bool,
                   endpoint_url: str, run_id: str, shard: dict, counts: Output[Metrics]):
     """Rectify (or deblur) the inputs of one shard into dest, through the ledger."""
     from gir.data.storage import use_endpoint
@@ -39,7 +40,7 @@ def rectify_shard(source: str, dest: str, task: str, model: str, reprocess: bool
 
     use_endpoint(endpoint_url)
     report = run_batch([source], dest, task,
-                       lambda: resolve_deblurrer_with_source(model or None),
+                       lambda: resolve_deblurrer_with_source(model or None, ensemble=ensemble),
                        resolve_detector() if task == "rectify" else None, reprocess=reprocess,
                        only=list(shard["inputs"]),
                        report_name=shard_report_name(run_id, shard["index"]))

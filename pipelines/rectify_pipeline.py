@@ -8,8 +8,9 @@ safe because the ledger skips what a first attempt finished. Scheduled with
 `gir pipeline schedule --cron`, it keeps a bucket's deblurred prefix current.
 
 Parameters: source (s3://bucket/prefix/), dest (s3:// prefix), task (rectify | deblur), model
-(a models:/ URI or directory; empty = the registry champion), shards, reprocess, endpoint_url
-(an S3-compatible endpoint such as MinIO; empty = AWS).
+(a models:/ URI or directory; empty = the registry champion), ensemble (the model's
+self-ensemble: 1, 2, 4 or 8 views), shards, reprocess, endpoint_url (an S3-compatible endpoint
+such as MinIO; empty = AWS).
 """
 
 
@@ -20,8 +21,8 @@ from pipelines.gir_pipeline import (MLFLOW_SECRET, S3_SECRET, SECRET_KEYS, creat
                                     create_run, run_locally)
 
 PIPELINE_NAME = "gir-rectify"
-DEFAULTS = {"source": "", "dest": "", "task": "rectify", "model": "", "shards": 4,
-            "reprocess": False, "endpoint_url": ""}
+DEFAULTS = {"source": "", "dest": "", "task": "rectify", "model": "", "ensemble": 1,
+            "shards": 4, "reprocess": False, "endpoint_url": ""}
 RESOURCES = {"rectify-shard": ("2", "8G")}
 DEFAULT_RESOURCES = ("1", "2G")
 SHARD_RETRIES = 2
@@ -60,11 +61,12 @@ def build_rectify_pipeline(defaults: dict | None = None, image: str | None = Non
                   description="Rectify new photos under an S3 prefix with the registry "
                               "champion: list and shard, a ParallelFor of shards, a summary.")
     def gir_rectify(source: str = d["source"], dest: str = d["dest"], task: str = d["task"],
-                    model: str = d["model"], shards: int = d["shards"],
-                    reprocess: bool = d["reprocess"], endpoint_url: str = d["endpoint_url"]):
+                    model: str = d["model"], ensemble: int = d["ensemble"],
+                    shards: int = d["shards"], reprocess: bool = d["reprocess"],
+                    endpoint_url: str = d["endpoint_url"]):
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-        common = dict(source=source, dest=dest, task=task, model=model, reprocess=reprocess,
-                      endpoint_url=endpoint_url, run_id=run_id)
+        common = dict(source=source, dest=dest, task=task, model=model, ensemble=ensemble,
+                      reprocess=reprocess, endpoint_url=endpoint_url, run_id=run_id)
         listed = step(list_shards, shards=shards, **common)
         with dsl.ParallelFor(listed.output) as shard:
             done = step(rectify_shard, shard=shard, **common)

@@ -28,7 +28,7 @@ def compile_rectify(tmp_path, *args: str) -> tuple[dict, dict]:
 
 def test_spec_lists_fans_out_with_parallel_for_and_summarises(tmp_path):
     spec, platform = compile_rectify(tmp_path, "--image", IMAGE, "--shards", "8",
-                                     "--source", "s3://photos/incoming/")
+                                     "--source", "s3://photos/incoming/", "--ensemble", "4")
     assert spec["pipelineInfo"]["name"] == "gir-rectify"
     tasks = spec["root"]["dag"]["tasks"]
     loops = [t for t in tasks.values() if "parameterIterator" in t]
@@ -44,6 +44,7 @@ def test_spec_lists_fans_out_with_parallel_for_and_summarises(tmp_path):
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert params["shards"]["defaultValue"] == 8
     assert params["source"]["defaultValue"] == "s3://photos/incoming/"
+    assert params["ensemble"]["defaultValue"] == 4
     assert {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()} == {
         IMAGE}
     assert "gir-s3" in json.dumps(platform) or "secret" in json.dumps(platform).lower()

@@ -82,11 +82,13 @@ def test_heldout_bench_scores_models_and_references_per_kind(tiny_run, tmp_path)
 
     proc = run_gir("bench", "--heldout", "--params", str(ROOT / "params.yaml"),
                    "--model", f"tiny={tiny_run.root / 'models'}", "--per-kind", "1",
-                   "--references", "blurred", "wiener", "--out", str(tmp_path), cwd=tmp_path)
+                   "--references", "blurred", "wiener", "--ensemble", "2", "--out", str(tmp_path),
+                   cwd=tmp_path)
     result = json.loads((tmp_path / "heldout.json").read_text())
     assert set(result["per_kind"]) == {"motion", "defocus", "gaussian", "shake"}
     assert result["pairs"] == 4 * len(result["photos"])
     assert "wiener" not in result["per_kind"]["shake"] and "tiny" in result["per_kind"]["shake"]
     assert result["gain_db"]["wiener"]["kernel_kinds"] > 0  # the true kernel helps
     assert "| tiny |" in (tmp_path / "heldout.md").read_text()
+    assert "| tiny x2 |" in (tmp_path / "heldout.md").read_text()   # its self-ensemble
     assert "gir: model: " in proc.stderr and not (tmp_path / "mlflow.db").exists()

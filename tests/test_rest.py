@@ -36,7 +36,7 @@ def post(url: str, payload: dict) -> dict:
         return json.loads(r.read())
 
 
-def test_mlflow_models_serve_deblurs_any_size(tiny_run, tmp_path):
+def test_mlflow_models_serve_deblurs_any_size(tiny_run, tmp_path, monkeypatch):
     port = free_port()
     log = tmp_path / "serve.log"
     with open(log, "w") as fh:
@@ -70,6 +70,17 @@ def test_mlflow_models_serve_deblurs_any_size(tiny_run, tmp_path):
             assert out.shape == (h, w, 3)
         assert np.abs(decode_image(base64.b64decode(rows[0]["image"]))[0].astype(int)
                       - images[0]).mean() < 60
+        # The self-ensemble is a request parameter: what `gir deblur --ensemble 2` computes.
+        views = post(url + "/invocations", {"dataframe_split": {"columns": ["image"],
+                                                                "data": [[b64[0]]]},
+                                            "params": {"ensemble": 2}})["predictions"]
+        served = decode_image(base64.b64decode(views[0]["image"]))[0].astype(int)
+        from gir.tracking.resolve import resolve_deblurrer
+
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", tiny_run.uri)
+        local = resolve_deblurrer("models:/gir-deblur@champion", "cpu", quiet=True,
+                                  ensemble=2)(images[0])
+        assert np.abs(served - local).max() <= 1
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -127,20 +127,21 @@ def to_markdown(result: dict) -> str:
 
 def heldout_bench(params: Params, models: list[str], out_dir: str | Path,
                   references: list[str] | None = None, per_kind: int = 2, max_side: int = 512,
-                  seed: int = 2026, device: str = "cpu") -> dict:
-    """Score NAME=REF models and the references on the held-out pairs; write heldout.md/json."""
-    from gir.rectifier.scoring import REFERENCES, model_method, score, summarise
-    from gir.tracking.resolve import resolve_deblurrer
+                  seed: int = 2026, device: str = "cpu", ensemble: int = 1) -> dict:
+    """Score NAME=REF models (each also self-ensembled when ensemble > 1) and the references
+    on the held-out pairs; write heldout.md/json."""
+    from gir.benchmarks.models import model_methods
+    from gir.rectifier.scoring import REFERENCES, score, summarise
 
     references = list(REFERENCES) if references is None else references
     unknown = [r for r in references if r not in REFERENCES]
     if unknown:
         raise GirError(f"--references: unknown {unknown[0]!r} (known: {', '.join(REFERENCES)})")
-    methods = {}
+    named = {}
     for spec in models or ["gir"]:  # NAME=REF, or REF named after itself; "gir": the chain
         name, sep, where = spec.partition("=")
-        ref = where if sep else (None if spec == "gir" else spec)
-        methods[name] = model_method(resolve_deblurrer(ref, device))
+        named[name] = where if sep else (None if spec == "gir" else spec)
+    methods = model_methods(named, device, ensemble)
     methods.update({r: REFERENCES[r] for r in references})
     pairs = heldout_pairs(params, per_kind=per_kind, max_side=max_side, seed=seed)
     summary = summarise(score(methods, pairs, progress=True))

@@ -132,12 +132,32 @@ def generator_rows(params: Params, names: list[str], size: str, device: str,
     return rows
 
 
+def model_methods(named: dict[str, str | None], device: str, ensemble: int = 1) -> dict:
+    """Scoring methods for {name: model reference}; with ensemble > 1 each model is scored twice,
+    as NAME and as "NAME xN" (its self-ensemble of N views), so one table shows what it adds."""
+    import copy
+
+    from gir.rectifier.ensemble import check_ensemble
+    from gir.rectifier.scoring import model_method
+    from gir.tracking.resolve import resolve_deblurrer
+
+    check_ensemble(ensemble)
+    methods = {}
+    for name, ref in named.items():
+        deblurrer = resolve_deblurrer(ref, device)
+        methods[name] = model_method(deblurrer)
+        if ensemble > 1:
+            views = copy.copy(deblurrer)   # the same loaded model, run on more views
+            views.ensemble = ensemble
+            methods[f"{name} x{ensemble}"] = model_method(views)
+    return methods
+
+
 def quality(models: list[str], data_dir: str | Path, split_manifest: str | Path,
-            split: str, references: list[str], device: str) -> dict:
+            split: str, references: list[str], device: str, ensemble: int = 1) -> dict:
     """PSNR/SSIM on the split for each NAME=MODEL and each reference; overall and per kind."""
     from gir.data.dataset import load_split
-    from gir.rectifier.scoring import REFERENCES, model_method, score, summarise
-    from gir.tracking.resolve import resolve_deblurrer
+    from gir.rectifier.scoring import REFERENCES, score, summarise
 
     unknown = [r for r in references if r not in REFERENCES]
     if unknown:
@@ -145,12 +165,11 @@ def quality(models: list[str], data_dir: str | Path, split_manifest: str | Path,
     pairs = load_split(data_dir, split_manifest, split)
     if not pairs:
         raise GirError(f"bench: the {split} split of {split_manifest} is empty")
-    methods = {}
+    named = {}
     for spec in models:
         name, sep, where = spec.partition("=")
-        if not sep:
-            name, where = Path(spec).name, spec
-        methods[name] = model_method(resolve_deblurrer(where, device))
+        named[name if sep else Path(spec).name] = where if sep else spec
+    methods = model_methods(named, device, ensemble)
     methods.update({r: REFERENCES[r] for r in references})
     return {"split": split, "pairs": len(pairs), **summarise(score(methods, pairs, progress=True))}
 
@@ -193,8 +212,10 @@ def bench(params: Params, generators: list[str] | None = None, models: list[str]
           split_manifest: str | Path = "data/split/manifest.csv", size: str = "1280x720",
           device: str = "cpu", references: list[str] | None = None,
           out_dir: str | Path = "reports/bench", log_mlflow: bool = True,
-          train_crop: int = 256, generator_args: dict | None = None) -> dict:
-    """Run the benchmark; write bench.md/bench.json to out_dir; log them to MLflow."""
+          train_crop: int = 256, generator_args: dict | None = None, ensemble: int = 1) -> dict:
+    """Run the benchmark; write bench.md/bench.json to out_dir; log them to MLflow.
+
+    ensemble > 1 also scores every --model as its self-ensemble of that many views."""
     from gir.rectifier.scoring import REFERENCES
     from gir.nn import generator_names
 
@@ -213,7 +234,7 @@ def bench(params: Params, generators: list[str] | None = None, models: list[str]
                 raise GirError(f"{split_manifest}: no split manifest (run gir split first)")
         else:
             qual = quality(list(models), data_dir, split_manifest, params.evaluate.split, refs,
-                           device)
+                           device, ensemble)
     result = {"generators": rows, "quality": qual, "markdown": to_markdown(rows, qual)}
     out_dir = Path(out_dir)
     write_text_atomic(out_dir / "bench.md", result["markdown"])

@@ -6,7 +6,7 @@ once, and only when some input needs the model.
 
 from __future__ import annotations
 
-from gir.cli.common import command, say
+from gir.cli.common import add_ensemble, command, say
 
 
 def uses_ledger(inputs: list[str], out: str) -> bool:
@@ -19,11 +19,13 @@ def uses_ledger(inputs: list[str], out: str) -> bool:
 
 
 def model_loader(args):
-    """The (deblurrer, version) loader for --model/--device/--runtime, resolved on first use."""
+    """The (deblurrer, version) loader for --model/--device/--runtime/--ensemble, resolved on
+    first use."""
     from gir.tracking.resolve import resolve_deblurrer_with_source
 
     return lambda: resolve_deblurrer_with_source(args.model, args.device,
-                                                 runtime=getattr(args, "runtime", "torch"))
+                                                 runtime=getattr(args, "runtime", "torch"),
+                                                 ensemble=getattr(args, "ensemble", 1))
 
 
 def detector_for(task: str, args):
@@ -72,6 +74,7 @@ def _watch_args(p):
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--detector", default=None, metavar="DETECTOR.json",
                    help="a fitted detector (default: as `gir detect`)")
+    add_ensemble(p)
     add_batch_flags(p)
 
 
@@ -165,6 +168,7 @@ def _fresh_model(args):
         torch.manual_seed(0)
         say(f"gir: model: fresh {m.generator} {m.generator_args} (untrained)")
         return (Deblurrer(build_generator(m.generator, m.generator_args),
-                          resolve_device(args.device), progress=False),
+                          resolve_device(args.device), progress=False,
+                          ensemble=args.ensemble),
                 f"fresh {m.generator} {json.dumps(m.generator_args, sort_keys=True)}")
     return load

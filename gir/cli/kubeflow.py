@@ -4,7 +4,7 @@ gir-rectify batch over an S3 prefix."""
 
 from __future__ import annotations
 
-from gir.cli.common import add_params, command, say
+from gir.cli.common import add_ensemble, add_params, command, say
 
 PIPELINES = ["train", "rectify"]
 
@@ -17,6 +17,7 @@ def _rectify_flags(p) -> None:
                    help="rectify (default) or deblur every photo")
     g.add_argument("--model", default=None,
                    help="models:/ URI or model directory (default: the registry champion)")
+    add_ensemble(g, "deblur each photo", default=None)   # None: the pipeline's default
     g.add_argument("--shards", type=int, default=None, help="fan-out width (default 4)")
     g.add_argument("--reprocess", action="store_true", default=None,
                    help="redo inputs whose ledger entry names another model version")
@@ -57,7 +58,7 @@ def _pipeline_args(p):
 
 def rectify_values(args) -> dict:
     return {"source": args.source, "dest": args.dest, "task": args.task, "model": args.model,
-            "shards": args.shards, "reprocess": args.reprocess,
+            "ensemble": args.ensemble, "shards": args.shards, "reprocess": args.reprocess,
             "endpoint_url": args.endpoint_url}
 
 

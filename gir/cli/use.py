@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from gir.cli.batch import add_batch_flags, add_bench_batch_flags
-from gir.cli.common import add_params, add_split_data, command, params_from_args, say
+from gir.cli.common import (add_ensemble, add_params, add_split_data, command,
+                             params_from_args, say)
 
 
 def _promote_args(p):
@@ -36,6 +37,7 @@ def _deblur_args(p):
     p.add_argument("--model", default=None,
                    help="MLflow URI or model directory (default: models:/gir-deblur@champion)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_ensemble(p)
     add_batch_flags(p)
 
 
@@ -54,7 +56,8 @@ def cmd_deblur(args) -> int:
         return run_ledgered(args, "deblur")
     from gir.tracking.resolve import resolve_deblurrer
 
-    deblurrer = resolve_deblurrer(args.model, args.device, runtime=args.runtime)
+    deblurrer = resolve_deblurrer(args.model, args.device, runtime=args.runtime,
+                                  ensemble=args.ensemble)
     result = deblur_files(args.inputs, args.out, deblurrer)
     for src, reason in result.failed:
         say(f"gir deblur: skipped {src}: {reason.removeprefix(f'{src}: ')}")
@@ -105,6 +108,7 @@ def _bench_args(p):
                         "every data.synth kind; writes heldout.md/json")
     p.add_argument("--per-kind", type=int, default=2, help="--heldout: fresh blurs per photo "
                                                           "and kind")
+    add_ensemble(p, "also score every --model")
     add_bench_batch_flags(p)
 
 
@@ -120,7 +124,7 @@ def cmd_bench(args) -> int:
 
         result = heldout_bench(params_from_args(args), args.model, args.out,
                                references=args.references, per_kind=args.per_kind,
-                               device=args.device)
+                               device=args.device, ensemble=args.ensemble)
         print(result["markdown"])
         say(f"bench: wrote {args.out}/heldout.md and heldout.json")
         return 0
@@ -129,7 +133,8 @@ def cmd_bench(args) -> int:
     result = bench(params_from_args(args), generators=args.generators, models=args.model,
                    data_dir=args.data, split_manifest=args.split, size=args.size,
                    device=args.device, references=args.references, out_dir=args.out,
-                   log_mlflow=not args.no_mlflow, train_crop=args.train_crop)
+                   log_mlflow=not args.no_mlflow, train_crop=args.train_crop,
+                   ensemble=args.ensemble)
     print(result["markdown"])
     say(f"bench: wrote {args.out}/bench.md and bench.json")
     return 0
@@ -207,7 +212,8 @@ def cmd_rectify(args) -> int:
     from gir.tracking.resolve import resolve_deblurrer, resolve_detector
 
     summary = rectify_files(args.inputs, args.out,
-                            lambda: resolve_deblurrer(args.model, args.device),
+                            lambda: resolve_deblurrer(args.model, args.device,
+                                                      ensemble=args.ensemble),
                             resolve_detector())
     for item in summary["images"]:
         say(f"rectify: {item['input']}: {item['action']}")
@@ -235,6 +241,7 @@ def _serve_args(p):
     p.add_argument("--events-dest", default=None, metavar="DST",
                    help="where event-driven outputs go (folder or s3:// prefix)")
     p.add_argument("--events-task", default="rectify", choices=["rectify", "deblur"])
+    add_ensemble(p, "deblur every photo (page, REST, events)")
 
 
 @command("serve", "the web page: upload a photo, see its blur map, get it rectified")(
@@ -256,8 +263,9 @@ def cmd_serve(args) -> int:
     if events:
         say(f"serve: S3 events for {events.source} -> {events.dest} at "
             f"http://{args.host}:{args.port}{EVENTS_PATH}")
-    uvicorn.run(create_app(args.model, args.device, limits, events=events), host=args.host,
-                port=args.port, log_level="warning")
+    uvicorn.run(create_app(args.model, args.device, limits, events=events,
+                           ensemble=args.ensemble),
+                host=args.host, port=args.port, log_level="warning")
     return 0
 
 

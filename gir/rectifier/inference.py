@@ -15,6 +15,7 @@ import torch
 
 from gir.errors import GirError
 from gir.data.imageio import atomic_path, write_text_atomic
+from gir.rectifier.ensemble import check_ensemble, self_ensemble
 
 WEIGHTS_FILE = "generator.pt"
 SPEC_FILE = "generator.json"
@@ -106,10 +107,13 @@ class Deblurrer:
     float strip of ``tile`` rows is kept, the full-size output is uint8, so peak memory depends
     on the tile and the image width, not on the image height or total pixel count.
     ``tile=0`` picks whole-image inference up to AUTO_TILE_ABOVE pixels per side, else AUTO_TILE.
+    ``ensemble`` > 1 averages that many mirrored/flipped/transposed views of each tile
+    (:func:`self_ensemble`): better and that many times slower.
     """
 
     def __init__(self, generator: torch.nn.Module, device: str | torch.device = "cpu",
-                 tile: int = 0, overlap: int = 32, progress: bool | None = None):
+                 tile: int = 0, overlap: int = 32, progress: bool | None = None,
+                 ensemble: int = 1):
         import sys
 
         from gir.nn import for_inference
@@ -118,6 +122,7 @@ class Deblurrer:
         self.generator = for_inference(generator).to(self.device).eval()
         self.tile = tile
         self.overlap = overlap
+        self.ensemble = check_ensemble(ensemble)
         # The tile progress bar shows on an interactive terminal unless asked otherwise.
         self.progress = sys.stderr.isatty() if progress is None else progress
 
@@ -132,9 +137,13 @@ class Deblurrer:
             return self.tile if max(h, w) > self.tile else 0
         return AUTO_TILE if max(h, w) > AUTO_TILE_ABOVE else 0
 
-    @torch.inference_mode()
     def run_patch(self, rgb: np.ndarray) -> np.ndarray:
-        """The generator on one (h, w, 3) uint8 patch, as float32 in [0, 1]."""
+        """The generator (self-ensembled) on one (h, w, 3) uint8 patch, as float32 in [0, 1]."""
+        return self_ensemble(self.forward, rgb, self.ensemble)
+
+    @torch.inference_mode()
+    def forward(self, rgb: np.ndarray) -> np.ndarray:
+        """One pass of the generator on one (h, w, 3) uint8 patch, as float32 in [0, 1]."""
         x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).to(self.device)  # own, writable copy
         x = x.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
         y = self.generator(x)[0].clamp_(0, 1).permute(1, 2, 0)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from gir.errors import GirError
+from gir.rectifier.ensemble import check_ensemble, self_ensemble
 
 ONNX_FILE = "generator.onnx"
 OPSET = 18
@@ -56,7 +57,7 @@ def export_onnx(model_dir: str | os.PathLike, out: str | os.PathLike, check_size
 class OnnxDeblurrer:
     """Same call as gir.rectifier.inference.Deblurrer: (H, W, 3) uint8 RGB in, same shape out."""
 
-    def __init__(self, path: str | os.PathLike, threads: int = 0):
+    def __init__(self, path: str | os.PathLike, threads: int = 0, ensemble: int = 1):
         import onnxruntime as ort
 
         path = Path(path)
@@ -74,8 +75,14 @@ class OnnxDeblurrer:
             raise GirError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") \
                 from None
         self.input = self.session.get_inputs()[0].name
+        self.ensemble = check_ensemble(ensemble)
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+    def forward(self, rgb: np.ndarray) -> np.ndarray:
+        """One pass of the graph: (h, w, 3) uint8 in, float32 in [0, 1] out."""
         x = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
         y = self.session.run(None, {self.input: x})[0][0]
-        return np.round(np.clip(y, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+        return np.clip(y, 0, 1).transpose(1, 2, 0)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        y = self_ensemble(self.forward, rgb, self.ensemble)
+        return np.round(y * 255).astype(np.uint8)

@@ -80,8 +80,10 @@ def check_upload(data: bytes, name: str, limits: Limits):
 
 
 def create_app(model: str | None = None, device: str = "auto", limits: Limits | None = None,
-               deblurrer=None, detector=None, events=None):
+               deblurrer=None, detector=None, events=None, ensemble: int = 1):
     """The FastAPI app; the deblurrer is loaded on the first blurred photo (or given).
+
+    ensemble: views of the self-ensemble every deblurred photo gets (gir.rectifier.ensemble).
 
     events, an EventsConfig, adds the S3 event-notification endpoint (gir.serving.events).
     """
@@ -93,7 +95,7 @@ def create_app(model: str | None = None, device: str = "auto", limits: Limits | 
     limits = limits or Limits()
     store = ResultStore()
     slot = ModelSlot(lambda: (deblurrer, "given") if deblurrer is not None
-                     else resolve_deblurrer_with_source(model, device))
+                     else resolve_deblurrer_with_source(model, device, ensemble=ensemble))
     model_lock = threading.RLock()   # one inference at a time; re-entered by get_deblurrer
     app = FastAPI(title="GIR", docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

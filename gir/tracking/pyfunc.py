@@ -52,17 +52,19 @@ def requirements() -> list[str]:
 
 
 def log_code_model(mlflow, code_file: str | Path, artifacts: dict[str, str],
-                   outputs: list[tuple[str, str]]):
+                   outputs: list[tuple[str, str]], params: list[tuple[str, str, object]] = ()):
     """Log code_file (which calls mlflow.models.set_model) as the run's pyfunc 'model'.
 
     Input is always a string column ``image`` (base64 file bytes, any size); outputs are
-    (type, name) columns.
+    (type, name) columns; params, (name, type, default), are what predict's params accept.
     """
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
     signature = ModelSignature(inputs=Schema([ColSpec("string", "image")]),
-                               outputs=Schema([ColSpec(t, n) for t, n in outputs]))
+                               outputs=Schema([ColSpec(t, n) for t, n in outputs]),
+                               params=ParamSchema([ParamSpec(n, t, d) for n, t, d in params])
+                               if params else None)
     return mlflow.pyfunc.log_model(name="model", python_model=str(code_file),
                                    artifacts={k: str(v) for k, v in artifacts.items()},
                                    signature=signature, pip_requirements=requirements())
@@ -81,7 +83,11 @@ def _images(model_input) -> list[np.ndarray]:
 
 
 class GirDeblurModel(pyfunc_base()):
-    """MLflow pyfunc: DataFrame column ``image`` (base64 file bytes) -> column ``image`` (PNG)."""
+    """MLflow pyfunc: DataFrame column ``image`` (base64 file bytes) -> column ``image`` (PNG).
+
+    params ``ensemble`` (1, 2, 4 or 8): the self-ensemble's views per image, e.g.
+    ``{"dataframe_split": ..., "params": {"ensemble": 8}}`` to `mlflow models serve`.
+    """
 
     def load_context(self, context):
         # torch is imported here, not at module level: the detector's pyfunc stays light.
@@ -92,7 +98,16 @@ class GirDeblurModel(pyfunc_base()):
         self.deblurrer = Deblurrer(load_generator(model_dir, device), device)
 
     def predict(self, context, model_input: "pd.DataFrame", params: dict | None = None):
-        out = [base64.b64encode(encode_png(self.deblurrer(rgb))).decode()
+        import copy
+
+        from gir.rectifier.ensemble import check_ensemble
+
+        deblurrer = self.deblurrer
+        ensemble = check_ensemble(int((params or {}).get("ensemble") or 1))
+        if ensemble != deblurrer.ensemble:   # this request only: the loaded model is shared
+            deblurrer = copy.copy(deblurrer)
+            deblurrer.ensemble = ensemble
+        out = [base64.b64encode(encode_png(deblurrer(rgb))).decode()
                for rgb in _images(model_input)]
         return pd.DataFrame({"image": out})
 
@@ -120,7 +135,8 @@ def log_deblur_pyfunc(mlflow, model_dir: str | Path):
     return log_code_model(mlflow, DEBLUR_ENTRY,
                           {"generator": model_dir / WEIGHTS_FILE,
                            "generator_spec": model_dir / SPEC_FILE},
-                          outputs=[("string", "image")])
+                          outputs=[("string", "image")],
+                          params=[("ensemble", "long", 1)])
 
 
 def log_detector_pyfunc(mlflow, detector_file: str | Path):

@@ -86,26 +86,36 @@ def champion_version(name: str, cfg: MlflowConfig) -> str | None:
 # ----------------------------------------------------------------------------- deblurrer
 
 def resolve_deblurrer(model: str | os.PathLike | None = None, device: str = "auto",
-                      runtime: str = "torch", quiet: bool = False):
+                      runtime: str = "torch", quiet: bool = False, ensemble: int = 1):
     """A loaded deblurrer (call it on uint8 RGB) for a model reference; says which in one line.
 
     runtime="onnx": model is an exported .onnx file (or a directory holding generator.onnx),
-    run on CPU by onnxruntime.
+    run on CPU by onnxruntime. ensemble: views of the self-ensemble (1, 2, 4 or 8).
     """
-    deblurrer, where = _load_deblurrer(model, device, runtime)
-    if not quiet:
-        _say(f"model: {where}")
-    return deblurrer
+    return _resolve(model, device, runtime, quiet, ensemble)[0]
 
 
 def resolve_deblurrer_with_source(model: str | os.PathLike | None = None, device: str = "auto",
-                                  runtime: str = "torch", quiet: bool = False):
+                                  runtime: str = "torch", quiet: bool = False,
+                                  ensemble: int = 1):
     """(deblurrer, version): resolve_deblurrer's model plus a string naming exactly which one
-    answered, what batch ledgers record so that --reprocess can tell outputs of another model."""
+    answered (and its self-ensemble, which changes the outputs), what batch ledgers record so
+    that --reprocess can tell outputs of another model."""
+    deblurrer, where, views = _resolve(model, device, runtime, quiet, ensemble)
+    return deblurrer, model_version(where) + views
+
+
+def _resolve(model, device: str, runtime: str, quiet: bool, ensemble: int):
+    """(deblurrer set to the ensemble, where it came from, the ensemble's words or "")."""
+    from gir.rectifier.ensemble import check_ensemble
+
+    check_ensemble(ensemble)   # before loading anything
     deblurrer, where = _load_deblurrer(model, device, runtime)
+    deblurrer.ensemble = ensemble
+    views = f", self-ensemble of {ensemble} views" if ensemble > 1 else ""
     if not quiet:
-        _say(f"model: {where}")
-    return deblurrer, model_version(where)
+        _say(f"model: {where}{views}")
+    return deblurrer, where, views
 
 
 def model_version(where: str) -> str:

@@ -97,7 +97,8 @@ on this machine ({t.get('world_size', '1')} process; 2 CPU cores, no GPU).
 Test split of the corpus (scenes no training crop came from), PSNR dB:
 `{json.dumps({k: round(v, 2) for k, v in sorted(test.items())})}`
 
-Held-out photos no training step saw, fresh blurs (`gir bench --heldout`):
+Held-out photos no training step saw, fresh blurs (`gir bench --heldout`; a row `x8` is the
+same model run as its self-ensemble of 8 views, `--ensemble 8`):
 
 {heldout_md.strip() or '(not measured)'}
 """
