@@ -50,7 +50,8 @@ test: install browser
 	$(BIN)/python -m pytest
 
 # The model shipped in gir/nn/shipped/: corpus -> the same pipeline steps with
-# profiles/pretrain.yaml -> held-out benchmark. Resumable: run it again after an interruption.
+# profiles/pretrain.yaml -> held-out benchmark (also of the 8-view self-ensemble).
+# Resumable: run it again after an interruption.
 # Then `gir ship --model $(PT)/model --heldout $(PT)/heldout/heldout.md`; commit gir/nn/shipped/.
 # A later phase in its own folder, warm-started from the last one (see profiles/pretrain.yaml):
 #   make pretrain PT=work/pretrain2 PT_SET="--set train.init=work/pretrain/model --set train.steps=12000"
@@ -74,7 +75,9 @@ test: install browser
 #   make pretrain PT=work/pretrain10 PT_SET="--set train.init=work/pretrain9/model --set train.steps=7000 --set train.lr=0.0002 <phase 9's settings>"
 #   (phase 10: phase 9's recipe again, from a lower learning rate)
 #   make pretrain PT=work/pretrain11 PT_SET="--set train.init=work/pretrain10/model --set train.steps=8000 --set train.lr=0.0002 <phase 9's settings>"
-#   (phase 11: phase 10's recipe for 8000 more steps; the shipped model)
+#   (phase 11: phase 10's recipe for 8000 more steps)
+#   make pretrain PT=work/pretrain12 PT_SET="--set train.init=work/pretrain11/model --set train.steps=9000 --set train.lr=0.00015 <phase 9's settings>"
+#   (phase 12: the same for 9000 more steps from lr 1.5e-4; the shipped model)
 PT     ?= work/pretrain
 PTP    := --params profiles/pretrain.yaml $(PT_SET)
 pretrain: install
@@ -85,7 +88,7 @@ pretrain: install
 	$(BIN)/gir split $(PTP) --data $(PT)/processed --out $(PT)/split
 	$(BIN)/gir train $(PTP) --data $(PT)/processed --split $(PT)/split/manifest.csv --out $(PT)/model --report $(PT)/train --checkpoints $(PT)/checkpoints --resume
 	$(BIN)/gir evaluate $(PTP) --data $(PT)/processed --split $(PT)/split/manifest.csv --model $(PT)/model --out $(PT)/metrics.json
-	$(BIN)/gir bench --heldout --model pretrained=$(PT)/model --out $(PT)/heldout --no-mlflow
+	$(BIN)/gir bench --heldout --model pretrained=$(PT)/model --ensemble 8 --out $(PT)/heldout --no-mlflow
 
 clean-outputs:
 	rm -rf data models checkpoints reports mlflow.db mlruns pipeline_root work
