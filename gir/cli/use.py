@@ -108,7 +108,7 @@ def _bench_args(p):
                         "every data.synth kind; writes heldout.md/json")
     p.add_argument("--per-kind", type=int, default=2, help="--heldout: fresh blurs per photo "
                                                           "and kind")
-    add_ensemble(p, "also score every --model")
+    add_ensemble(p, "also score every --model (with --batch: run the model)")
     add_bench_batch_flags(p)
 
 
