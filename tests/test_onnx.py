@@ -33,7 +33,8 @@ def test_onnx_matches_pytorch(tiny_run, exported, hw):
     assert np.abs(got - want).max() < 1e-3
 
 
-def test_deblur_cli_with_onnx_runtime(tiny_run, exported, tmp_path):
+@pytest.mark.parametrize("ensemble", [1, 4])
+def test_deblur_cli_with_onnx_runtime(tiny_run, exported, tmp_path, ensemble):
     from gir.data.imageio import read_rgb, write_png
     from gir.rectifier.inference import Deblurrer, load_generator
 
@@ -41,9 +42,9 @@ def test_deblur_cli_with_onnx_runtime(tiny_run, exported, tmp_path):
     img = rng.integers(0, 256, (41, 57, 3), dtype=np.uint8)
     write_png(tmp_path / "in.png", img)
     run_gir("deblur", str(tmp_path / "in.png"), "-o", str(tmp_path / "out"), "--runtime", "onnx",
-            "--model", str(exported), cwd=tmp_path)
+            "--model", str(exported), "--ensemble", str(ensemble), cwd=tmp_path)
     got = read_rgb(tmp_path / "out" / "in.png")
-    want = Deblurrer(load_generator(tiny_run.root / "models"))(img)
+    want = Deblurrer(load_generator(tiny_run.root / "models"), ensemble=ensemble)(img)
     assert got.shape == img.shape
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # rounding of 1e-3 differences
 

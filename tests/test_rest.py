@@ -81,6 +81,8 @@ def test_mlflow_models_serve_deblurs_any_size(tiny_run, tmp_path, monkeypatch):
         local = resolve_deblurrer("models:/gir-deblur@champion", "cpu", quiet=True,
                                   ensemble=2)(images[0])
         assert np.abs(served - local).max() <= 1
+        plain = decode_image(base64.b64decode(rows[0]["image"]))[0]
+        assert np.abs(served - plain).max() > 1   # and not the plain answer
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -135,9 +135,7 @@ def generator_rows(params: Params, names: list[str], size: str, device: str,
 def model_methods(named: dict[str, str | None], device: str, ensemble: int = 1) -> dict:
     """Scoring methods for {name: model reference}; with ensemble > 1 each model is scored twice,
     as NAME and as "NAME xN" (its self-ensemble of N views), so one table shows what it adds."""
-    import copy
-
-    from gir.rectifier.ensemble import check_ensemble
+    from gir.rectifier.ensemble import check_ensemble, with_ensemble
     from gir.rectifier.scoring import model_method
     from gir.tracking.resolve import resolve_deblurrer
 
@@ -147,9 +145,7 @@ def model_methods(named: dict[str, str | None], device: str, ensemble: int = 1) 
         deblurrer = resolve_deblurrer(ref, device)
         methods[name] = model_method(deblurrer)
         if ensemble > 1:
-            views = copy.copy(deblurrer)   # the same loaded model, run on more views
-            views.ensemble = ensemble
-            methods[f"{name} x{ensemble}"] = model_method(views)
+            methods[f"{name} x{ensemble}"] = model_method(with_ensemble(deblurrer, ensemble))
     return methods
 
 

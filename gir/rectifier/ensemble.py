@@ -20,6 +20,18 @@ def check_ensemble(n: int) -> int:
     return n
 
 
+def with_ensemble(deblurrer, n: int):
+    """deblurrer itself when it already runs n views, else a shallow copy that does: the loaded
+    model is shared, so a request or a benchmark row can differ from the rest."""
+    import copy
+
+    if check_ensemble(n) == deblurrer.ensemble:
+        return deblurrer
+    views = copy.copy(deblurrer)
+    views.ensemble = n
+    return views
+
+
 def self_ensemble(run, rgb: np.ndarray, n: int = 1) -> np.ndarray:
     """The mean of run over the first n of the image's 8 mirror/flip/transpose views, each
     mapped back (the geometric self-ensemble of Lim et al., EDSR, 2017).

@@ -98,15 +98,10 @@ class GirDeblurModel(pyfunc_base()):
         self.deblurrer = Deblurrer(load_generator(model_dir, device), device)
 
     def predict(self, context, model_input: "pd.DataFrame", params: dict | None = None):
-        import copy
+        from gir.rectifier.ensemble import with_ensemble
 
-        from gir.rectifier.ensemble import check_ensemble
-
-        deblurrer = self.deblurrer
-        ensemble = check_ensemble(int((params or {}).get("ensemble") or 1))
-        if ensemble != deblurrer.ensemble:   # this request only: the loaded model is shared
-            deblurrer = copy.copy(deblurrer)
-            deblurrer.ensemble = ensemble
+        # This request's views only: the loaded model is shared by every request.
+        deblurrer = with_ensemble(self.deblurrer, int((params or {}).get("ensemble", 1)))
         out = [base64.b64encode(encode_png(deblurrer(rgb))).decode()
                for rgb in _images(model_input)]
         return pd.DataFrame({"image": out})

@@ -107,11 +107,11 @@ def resolve_deblurrer_with_source(model: str | os.PathLike | None = None, device
 
 def _resolve(model, device: str, runtime: str, quiet: bool, ensemble: int):
     """(deblurrer set to the ensemble, where it came from, the ensemble's words or "")."""
-    from gir.rectifier.ensemble import check_ensemble
+    from gir.rectifier.ensemble import check_ensemble, with_ensemble
 
     check_ensemble(ensemble)   # before loading anything
     deblurrer, where = _load_deblurrer(model, device, runtime)
-    deblurrer.ensemble = ensemble
+    deblurrer = with_ensemble(deblurrer, ensemble)
     views = f", self-ensemble of {ensemble} views" if ensemble > 1 else ""
     if not quiet:
         _say(f"model: {where}{views}")
