@@ -38,8 +38,12 @@ def blurred_photo() -> np.ndarray:
 
 
 class Brighten:
+    """A stand-in deblurrer whose answer shows how many self-ensemble views it ran."""
+
+    ensemble = 1
+
     def __call__(self, rgb):
-        return np.clip(rgb.astype(int) + 3, 0, 255).astype(np.uint8)
+        return np.clip(rgb.astype(int) + 3 * self.ensemble, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +66,21 @@ def test_api_rectifies_a_blurred_upload(client):
     result = client.get(body["urls"]["result"])
     assert result.headers["content-type"] == "image/png"
     assert decode_image(result.content)[0].shape == (256, 256, 3)
+
+
+def test_api_runs_the_self_ensemble_a_request_asks_for(client):
+    photo = blurred_photo()
+    expect = np.clip(photo.astype(int) + 3 * 8, 0, 255)
+    body = client.post("/api/rectify", files={"file": ("a.png", encode_png(photo))},
+                       data={"ensemble": "8"}).json()
+    assert body["action"] == "deblurred (8-view self-ensemble)" and body["ensemble"] == 8
+    result = decode_image(client.get(body["urls"]["result"]).content)[0]
+    assert np.array_equal(result, expect)
+    plain = client.post("/api/rectify", files={"file": ("a.png", encode_png(photo))}).json()
+    assert plain["ensemble"] == 1 and plain["action"] == "deblurred"   # the server's default
+    r = client.post("/api/rectify", files={"file": ("a.png", encode_png(photo))},
+                    data={"ensemble": "3"})
+    assert r.status_code == 400 and r.json()["detail"] == "ensemble: '3' is not one of 1, 2, 4, 8"
 
 
 def test_api_leaves_a_sharp_upload_untouched(client):
@@ -164,6 +183,14 @@ def test_browser_upload_see_result_download(server, tmp_path):
             page.fill("#slider", "20")
             page.dispatch_event("#slider", "input")
             assert "20%" in page.eval_on_selector("#after", "e => e.style.clipPath")
+
+            # "Best quality": the same photo again as an 8-view self-ensemble.
+            page.check("#best")
+            page.set_input_files("#file", str(photo))
+            page.wait_for_function(
+                "document.querySelector('#action').textContent.includes('8-view')",
+                timeout=120_000)
+            page.wait_for_function("document.querySelector('#after').naturalWidth === 256")
 
             with page.expect_download() as download_info:
                 page.click("#download")

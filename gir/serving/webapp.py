@@ -1,9 +1,11 @@
 """`gir serve`: the web page for people with photos (FastAPI + one static HTML/JS page).
 
-POST /api/rectify takes one uploaded image, runs detect -> classify -> deblur-if-blurred, and
-answers JSON with the decisions and URLs of three PNGs (original, blur map, result) kept in
-memory under a random id. Uploads are never written to disk, so no user-supplied name ever
-reaches the file system; the download name is derived from a sanitised stem.
+POST /api/rectify takes one uploaded image (and optionally `ensemble`, the views of the
+self-ensemble for this photo: the page's "Best quality" box sends 8), runs detect -> classify
+-> deblur-if-blurred, and answers JSON with the decisions and URLs of three PNGs (original,
+blur map, result) kept in memory under a random id. Uploads are never written to disk, so no
+user-supplied name ever reaches the file system; the download name is derived from a sanitised
+stem.
 Limits (bytes, pixels, formats) are checked before any model runs, with one-line messages the
 page shows as they are.
 """
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gir.errors import GirError
+from gir.rectifier.ensemble import ENSEMBLE_SIZES, check_ensemble, with_ensemble
 from gir.tracking.resolve import resolve_deblurrer_with_source, resolve_detector
 
 STATIC = Path(__file__).with_name("static")
@@ -79,6 +82,17 @@ def check_upload(data: bytes, name: str, limits: Limits):
     return decode_image(data, name, limits.max_pixels)
 
 
+def parse_ensemble(value: str | None) -> int | None:
+    """The request's self-ensemble size (None: the server's), or GirError with one line."""
+    if value is None or value.strip() == "":
+        return None
+    try:
+        return check_ensemble(int(value))
+    except (ValueError, GirError):
+        raise GirError(f"ensemble: {value[:20]!r} is not one of "
+                       f"{', '.join(map(str, ENSEMBLE_SIZES))}") from None
+
+
 def create_app(model: str | None = None, device: str = "auto", limits: Limits | None = None,
                deblurrer=None, detector=None, events=None, ensemble: int = 1):
     """The FastAPI app; the deblurrer is loaded on the first blurred photo (or given).
@@ -88,7 +102,7 @@ def create_app(model: str | None = None, device: str = "auto", limits: Limits | 
     events, an EventsConfig, adds the S3 event-notification endpoint (gir.serving.events).
     """
     from gir.rectifier.batch import ModelSlot
-    from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+    from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
 
@@ -123,7 +137,8 @@ def create_app(model: str | None = None, device: str = "auto", limits: Limits | 
                 "formats": sorted(ALLOWED_FORMATS)}
 
     @app.post("/api/rectify")
-    def rectify(request: Request, file: UploadFile = File(...)):
+    def rectify(request: Request, file: UploadFile = File(...),
+                ensemble: str | None = Form(None)):
         from gir.rectifier.detect import detect, overlay
         from gir.data.imageio import encode_png
 
@@ -133,6 +148,7 @@ def create_app(model: str | None = None, device: str = "auto", limits: Limits | 
                                      f"{limits.max_bytes / 1e6:.0f} MB")
         data = file.file.read(limits.max_bytes + 1)
         name = safe_stem(file.filename)
+        views = parse_ensemble(ensemble)
         try:
             rgb, _ = check_upload(data, name, limits)
         except GirError as exc:
@@ -141,15 +157,19 @@ def create_app(model: str | None = None, device: str = "auto", limits: Limits | 
         det = detect(rgb, detector or resolve_detector())
         if det.blurred:
             with model_lock:
-                result = get_deblurrer()(rgb)
-            action = "deblurred"
+                model = get_deblurrer()
+                model = with_ensemble(model, views) if views else model
+                result = model(rgb)
+            views = model.ensemble
+            action = "deblurred" if views == 1 else f"deblurred ({views}-view self-ensemble)"
         else:
             result, action = rgb, "untouched: not blurred"
         key = store.put({"original": encode_png(rgb), "map": encode_png(overlay(rgb, det)),
                          "result": encode_png(result), "name": f"{name}-rectified.png"})
         report = det.report()
         report.pop("map")
-        return {"id": key, "action": action, "width": int(rgb.shape[1]),
+        return {"id": key, "action": action, "ensemble": views if det.blurred else None,
+                "width": int(rgb.shape[1]),
                 "height": int(rgb.shape[0]), **report,
                 "urls": {k: f"/api/result/{key}/{k}.png" for k in ("original", "map", "result")},
                 "download_name": f"{name}-rectified.png"}
