@@ -39,6 +39,10 @@ def test_prepare_train_import_is_an_ordinary_run(tiny_run, tmp_path, mlflow_uri)
     assert all((lease / "processed" / row["blur_path"]).is_file() for row in rows)
 
     out = tmp_path / "out"
+    r = tool("train.py", "--data", str(tmp_path / "nowhere"), "--out", str(out), "--budget", "5",
+             *sets())
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "nowhere/split.csv: no manifest here" in r.stderr
     r = tool("train.py", "--data", str(lease), "--out", str(out), "--budget", "60", "--batch",
              "2", "--workers", "0", *sets("train.resynth=0.5"))
     assert r.returncode == 1 and r.stderr.strip().splitlines() == [

@@ -66,9 +66,11 @@ def main() -> None:
     ap.add_argument("--params", default=None, help="params file (default params.yaml)")
     ap.add_argument("--device", default="GPU lease", help="what it ran on, for the tag")
     a = ap.parse_args()
+    from gir.errors import GirError
+
     try:
         rid = import_run(a.result, a.out, a.split, a.params, a.device)
-    except (OSError, KeyError, ValueError, tarfile.TarError) as exc:
+    except (GirError, OSError, KeyError, ValueError, tarfile.TarError) as exc:
         sys.exit(f"import: {exc}")
     print(f"import: MLflow run {rid}; model in {a.out / 'lease-run' / 'model'}")
 

@@ -179,4 +179,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from gir.errors import GirError
+
+    try:
+        main()
+    except GirError as exc:   # bad params or data: one line, as gir's own verbs do
+        sys.exit(f"train: {exc}")
