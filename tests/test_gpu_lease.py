@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 from tests.conftest import ROOT, TINY
 
 LEASE = ROOT / "tools" / "gpu_lease"
@@ -74,4 +76,5 @@ def test_prepare_train_import_is_an_ordinary_run(tiny_run, tmp_path, mlflow_uri)
 
     model = tmp_path / "got" / "lease-run" / "model"
     assert read_run_id(model) == run_id
-    assert resolve_deblurrer(str(model), "cpu") is not None
+    photo = np.full((40, 56, 3), 120, np.uint8)
+    assert resolve_deblurrer(str(model), "cpu")(photo).shape == photo.shape
