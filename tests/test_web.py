@@ -80,7 +80,11 @@ def test_api_runs_the_self_ensemble_a_request_asks_for(client):
     assert plain["ensemble"] == 1 and plain["action"] == "deblurred"   # the server's default
     r = client.post("/api/rectify", files={"file": ("a.png", encode_png(photo))},
                     data={"ensemble": "3"})
-    assert r.status_code == 400 and r.json()["detail"] == "ensemble: '3' is not one of 1, 2, 4, 8"
+    assert r.status_code == 400 and r.json()["detail"] == "ensemble: 3 is not one of 1, 2, 4, 8"
+    r = client.post("/api/rectify", files={"file": ("a.png", encode_png(photo))},
+                    data={"ensemble": "best"})
+    assert r.status_code == 400
+    assert r.json()["detail"] == "ensemble: 'best' is not one of 1, 2, 4, 8"
 
 
 def test_api_leaves_a_sharp_upload_untouched(client):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gir.errors import GirError
-from gir.rectifier.ensemble import ENSEMBLE_SIZES, check_ensemble, with_ensemble
+from gir.rectifier.ensemble import check_ensemble, with_ensemble
 from gir.tracking.resolve import resolve_deblurrer_with_source, resolve_detector
 
 STATIC = Path(__file__).with_name("static")
@@ -86,11 +86,8 @@ def parse_ensemble(value: str | None) -> int | None:
     """The request's self-ensemble size (None: the server's), or GirError with one line."""
     if value is None or value.strip() == "":
         return None
-    try:
-        return check_ensemble(int(value))
-    except (ValueError, GirError):
-        raise GirError(f"ensemble: {value[:20]!r} is not one of "
-                       f"{', '.join(map(str, ENSEMBLE_SIZES))}") from None
+    value = value.strip()
+    return check_ensemble(int(value) if value.isdigit() else value[:20])
 
 
 def create_app(model: str | None = None, device: str = "auto", limits: Limits | None = None,
