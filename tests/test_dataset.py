@@ -44,13 +44,14 @@ def test_fresh_blur_matches_blurring_the_whole_photo(y, x):
     synth = SynthConfig(kinds=["motion"], noise_sigma=[0.0, 0.0])
     pair = _pair("k.npy")
     ds = CropDataset([pair], 32, 1, seed=0, resynth=1.0, synth=synth)
-    got = ds._fresh_blur(pair.sharp, y, x, np.random.default_rng(11))
+    got, target = ds._fresh_pair(pair.sharp, y, x, np.random.default_rng(11))
     rng = np.random.default_rng(11)
     spec = blur.synth_blur(str(rng.choice(synth.kinds)), rng, synth)
     whole = blur.degrade(pair.sharp, spec, rng)
     want = whole[y: y + 32, x: x + 32]
     assert got.shape == want.shape == (32, 32, 3)
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    assert np.array_equal(target, pair.sharp[y: y + 32, x: x + 32])  # no highlights: the photo
 
 
 def test_resynth_must_be_a_share():

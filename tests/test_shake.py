@@ -74,6 +74,44 @@ def test_highlights_clip_into_streaks():
     assert boosted[0, 0, 0] == plain[0, 0, 0]  # the rest of the photo is not boosted
 
 
+def test_the_sharp_target_shows_the_boosted_light_clipped_at_full_scale():
+    """Both sides of a pair see the same scene: where the blur got light above full scale, the
+    sharp target is as bright there (clipped at full scale), not the darker lamp of the photo, and the same elsewhere."""
+    sharp = np.full((64, 64, 3), 40, np.uint8)
+    sharp[30:34, 30:34] = (200, 150, 90)  # a small warm lamp, below full scale
+    spec = _shake(6.0, highlight_gain=4.0, highlight_share=16 / 4096)
+    target = blur.sharp_target(sharp, spec)
+    lamp = target[30:34, 30:34].astype(int)
+    assert (lamp[..., :2] == 255).all() and (lamp[..., 2] > 90).all()  # red, green clip at 255
+    assert np.array_equal(target[:30], sharp[:30]) and np.array_equal(target[34:], sharp[34:])
+    assert blur.sharp_target(sharp, _shake(6.0)) is sharp  # nothing boosted: the photo itself
+
+
+def test_highlight_pairs_keep_their_own_sharp_target(tmp_path):
+    """The synthetic source writes a boosted pair's target beside the shared photo, and fresh
+    training blurs pair with the same kind of target."""
+    from gir.data.dataset import CropDataset, Pair
+    from gir.data.manifest import sha256_bytes
+    from gir.data.sources.synthetic import synthesize_pairs
+
+    sharp = np.full((64, 64, 3), 40, np.uint8)
+    sharp[28:36, 28:36] = 220
+    synth = SynthConfig(kinds=["motion", "shake"], per_image=2, highlight_probability=1.0,
+                        highlight_gain=[4.0, 4.0], highlight_share=[0.01, 0.01])
+    rows = synthesize_pairs(sharp, "lamp", "lamp", "test", tmp_path, synth, seed=0)
+    # Both blurs clip the lamp to the same white: one target file, named after its first pair.
+    assert [r["sharp_path"] for r in rows] == ["sharp/lamp-00.png", "sharp/lamp-00.png"]
+    for r in rows:
+        data = (tmp_path / r["sharp_path"]).read_bytes()
+        assert sha256_bytes(data) == r["sharp_sha256"]
+    photo = (tmp_path / "sharp/lamp.png").read_bytes()  # the photo itself is kept as it was
+    assert sha256_bytes(photo) != rows[0]["sharp_sha256"]
+    ds = CropDataset([Pair("lamp-00", "motion", sharp, sharp, {}, "")], 64, 1, seed=0,
+                     resynth=1.0, synth=synth)
+    _, target = ds[0]
+    assert target.numpy().max() == pytest.approx(1.0)  # the lamp, clipped white
+
+
 def test_the_test_split_holds_several_scenes():
     scenes = [f"s{i}" for i in range(11)]
     mapping = assign_scenes(scenes, SplitConfig(), seed=0)

@@ -81,7 +81,8 @@ def heldout_pairs(params: Params, photos: list[str] | None = None, per_kind: int
             for i in range(per_kind):
                 spec = blur.synth_blur(kind, rng, synth)
                 blurred = blur.degrade(sharp, spec, rng)
-                pairs.append(Pair(f"{name}-{kind}-{i}", kind, blurred, sharp,
+                pairs.append(Pair(f"{name}-{kind}-{i}", kind, blurred,
+                                  blur.sharp_target(sharp, spec),
                                   {"blur_params": blur.params_json(spec)}, kernel=spec.kernel))
     return pairs
 

@@ -23,6 +23,7 @@ from scipy import ndimage, signal
 
 BLUR_KINDS = ("motion", "defocus", "gaussian")  # kinds with one kernel for the whole image
 SYNTH_KINDS = BLUR_KINDS + ("shake",)            # every kind data.synth can draw
+SYNTH_VERSION = 2  # bumped when the same params render different pairs (2: sharp_target)
 
 
 @dataclass
@@ -424,6 +425,33 @@ def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
         return np.asarray(im.convert("RGB" if image.ndim == 3 else "L"))
 
 
+def _in_linear_light(spec: BlurSpec) -> bool:
+    """Shake, and any spec drawn with linear_light, is rendered in linear light."""
+    return spec.kind == "shake" or spec.degradations.get("linear_light", False)
+
+
+def sharp_target(sharp: np.ndarray, spec: BlurSpec) -> np.ndarray:
+    """What a sharp exposure of the scene that degrade() blurs records: the photo itself or,
+    when spec boosts highlights above full scale, the photo with those highlights clipped there.
+
+    The boosted light is part of the scene, so the sharp side of the pair must see it too:
+    paired with the unboosted photo, a saturated streak would teach the model to darken clipped
+    light, whose true brightness no deblurrer can know. Deterministic (no rng), so the same
+    region gives the same target as degrade() boosted."""
+    d = spec.degradations
+    if "highlight_gain" not in d:
+        return sharp
+    x = sharp.astype(np.float64) / 255.0
+    linear = _in_linear_light(spec)
+    if linear:
+        x = srgb_to_linear(x)
+    x = np.clip(boost_highlights(x, d["highlight_gain"], d["highlight_share"]), 0.0, 1.0)
+    if linear:
+        x = linear_to_srgb(x)
+    target = np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
+    return sharp if np.array_equal(target, sharp) else target  # a dark photo has no lamp
+
+
 def degrade(sharp: np.ndarray, spec: BlurSpec, rng: np.random.Generator,
             frame: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Blur a uint8 image as spec says and quantise back to 8 bits.
@@ -431,11 +459,12 @@ def degrade(sharp: np.ndarray, spec: BlurSpec, rng: np.random.Generator,
     Plain specs (no degradations, a kernel kind) blur in sRGB, add Gaussian noise and quantise,
     as before. Shake, and any spec with linear_light, works in linear light; highlights are
     boosted before the blur and clipped after it, sensor noise comes before the clip, JPEG last.
-    ``frame`` places a region inside its photo (see shake_blur).
+    ``frame`` places a region inside its photo (see shake_blur). Pair the result with
+    sharp_target(sharp, spec), not with sharp: boosted highlights are clipped there too.
     """
     d = spec.degradations
     x = sharp.astype(np.float64) / 255.0
-    linear = spec.kind == "shake" or d.get("linear_light", False)
+    linear = _in_linear_light(spec)
     if linear:
         x = srgb_to_linear(x)
     if "highlight_gain" in d:

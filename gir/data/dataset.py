@@ -105,22 +105,28 @@ class CropDataset(Dataset):
         s = pair.sharp[y: y + self.crop, x: x + self.crop]
         if self.resynth > 0 and pair.blur_kind in synthetic_blur.SYNTH_KINDS \
                 and rng.random() < self.resynth:
-            b = self._fresh_blur(pair.sharp, y, x, rng)  # same crop and turn, new blur
+            b, s = self._fresh_pair(pair.sharp, y, x, rng)  # same crop and turn, new blur
         b, s = np.rot90(b, k), np.rot90(s, k)
         if flip:
             b, s = b[:, ::-1], s[:, ::-1]
         return to_tensor(b), to_tensor(s)
 
-    def _fresh_blur(self, sharp: np.ndarray, y: int, x: int,
-                    rng: np.random.Generator) -> np.ndarray:
-        """The crop at (y, x) blurred anew: the sharp crop plus the blur's reach on each side is
-        degraded as the source degrades whole photos (reflected at the photo's borders; a shake
-        follows the whole photo's camera path, seen through the crop)."""
+    def _fresh_pair(self, sharp: np.ndarray, y: int, x: int,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The crop at (y, x) blurred anew, with its target: the sharp crop plus the blur's
+        reach on each side is degraded as the source degrades whole photos (reflected at the
+        photo's borders; a shake follows the whole photo's camera path, seen through the crop),
+        and the target is that region's sharp_target (boosted highlights clipped at full scale).
+        A highlight pair's stored sharp image is already such a target: blurred anew, it is a
+        sharp photo whose lights happen to be clipped, which is consistent all the same."""
         kind = str(rng.choice(self.synth.kinds, p=self.kind_p))
         spec = synthetic_blur.synth_blur(kind, rng, self.synth)
         pad = spec.margin
         h, w = sharp.shape[:2]
         y0, x0 = max(y - pad, 0), max(x - pad, 0)
         y1, x1 = min(y + self.crop + pad, h), min(x + self.crop + pad, w)
-        region = synthetic_blur.degrade(sharp[y0:y1, x0:x1], spec, rng, frame=(h, w, y0, x0))
-        return region[y - y0: y - y0 + self.crop, x - x0: x - x0 + self.crop]
+        region = sharp[y0:y1, x0:x1]
+        blurred = synthetic_blur.degrade(region, spec, rng, frame=(h, w, y0, x0))
+        target = synthetic_blur.sharp_target(region, spec)
+        inside = (slice(y - y0, y - y0 + self.crop), slice(x - x0, x - x0 + self.crop))
+        return blurred[inside], target[inside]

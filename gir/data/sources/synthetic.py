@@ -45,13 +45,15 @@ def synthesize_pairs(
 ) -> list[dict]:
     """Write sharp/<name>.png once and per_image blurred versions; return their manifest rows.
 
-    Kinds cycle through synth.kinds so every photo contributes every kind.
+    Kinds cycle through synth.kinds so every photo contributes every kind. A pair whose blur
+    boosts highlights gets its own sharp/<pair_id>.png, the photo with them clipped at full scale
+    (blur.sharp_target), so both sides of the pair show the same light.
     """
     rng = image_rng(seed, name)
     sharp_png = encode_png(sharp)
     sharp_rel = f"sharp/{name}.png"
     write_bytes_atomic(out_dir / sharp_rel, sharp_png)
-    sharp_sha = sha256_bytes(sharp_png)
+    targets = {sha256_bytes(sharp_png): sharp_rel}  # one file per distinct target
     h, w = sharp.shape[:2]
     rows = []
     for i in range(synth.per_image):
@@ -59,6 +61,13 @@ def synthesize_pairs(
         spec = blur.synth_blur(kind, rng, synth)
         blurred = blur.degrade(sharp, spec, rng)
         pair_id = f"{name}-{i:02d}"
+        target = blur.sharp_target(sharp, spec)
+        target_png = sharp_png if target is sharp else encode_png(target)
+        target_sha = sha256_bytes(target_png)
+        if target_sha not in targets:  # highlights boosted: this pair's own target
+            targets[target_sha] = f"sharp/{pair_id}.png"
+            write_bytes_atomic(out_dir / targets[target_sha], target_png)
+        target_rel = targets[target_sha]
         blur_png = encode_png(blurred)
         write_bytes_atomic(out_dir / f"blur/{pair_id}.png", blur_png)
         kernel_rel = ""  # shake varies across the frame: no single kernel to keep
@@ -72,9 +81,9 @@ def synthesize_pairs(
             "scene": scene,
             "source": source,
             "blur_path": f"blur/{pair_id}.png",
-            "sharp_path": sharp_rel,
+            "sharp_path": target_rel,
             "blur_sha256": sha256_bytes(blur_png),
-            "sharp_sha256": sharp_sha,
+            "sharp_sha256": target_sha,
             "width": w,
             "height": h,
             "mode": "RGB",
@@ -94,7 +103,8 @@ def synthesize_pairs(
 
 def recipe(params: Params, max_side: int) -> str:
     """Hash of every setting that shapes a synthetic pair: change one and pairs are remade."""
-    payload = json.dumps([params.seed, max_side, vars(params.data.synth)], sort_keys=True)
+    payload = json.dumps([params.seed, max_side, vars(params.data.synth), blur.SYNTH_VERSION],
+                         sort_keys=True)
     return sha256_bytes(payload.encode())[:12]
 
 
