@@ -76,7 +76,8 @@ def test_highlights_clip_into_streaks():
 
 def test_the_sharp_target_shows_the_boosted_light_clipped_at_full_scale():
     """Both sides of a pair see the same scene: where the blur got light above full scale, the
-    sharp target is as bright there (clipped at full scale), not the darker lamp of the photo, and the same elsewhere."""
+    sharp target is as bright there (clipped at full scale), not the darker lamp of the photo;
+    elsewhere it is the photo."""
     sharp = np.full((64, 64, 3), 40, np.uint8)
     sharp[30:34, 30:34] = (200, 150, 90)  # a small warm lamp, below full scale
     spec = _shake(6.0, highlight_gain=4.0, highlight_share=16 / 4096)
@@ -109,7 +110,7 @@ def test_highlight_pairs_keep_their_own_sharp_target(tmp_path):
     ds = CropDataset([Pair("lamp-00", "motion", sharp, sharp, {}, "")], 64, 1, seed=0,
                      resynth=1.0, synth=synth)
     _, target = ds[0]
-    assert target.numpy().max() == pytest.approx(1.0)  # the lamp, clipped white
+    assert target.numpy().max() == pytest.approx(1.0)  # the lamp (220) clipped at 255
 
 
 def test_the_test_split_holds_several_scenes():
