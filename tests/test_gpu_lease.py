@@ -50,7 +50,9 @@ def test_prepare_train_import_is_an_ordinary_run(tiny_run, tmp_path, mlflow_uri)
     assert r.returncode == 1 and r.stderr.strip().splitlines() == [
         "train: train.resynth must be 1.0 with prepare.py's data (its train rows keep no "
         "stored blur)"]
-    r = tool("train.py", "--data", str(lease), "--out", str(out), "--budget", "60", "--batch",
+    # a budget far beyond the probe's time on a loaded machine (a 60 s budget was spent by the
+    # probe alone on CI, leaving 1 step); --max-steps is what sets the 6 steps
+    r = tool("train.py", "--data", str(lease), "--out", str(out), "--budget", "600", "--batch",
              "2", "--workers", "0", "--max-steps", "6", *sets("train.resynth=1.0"))
     assert r.returncode == 0, r.stderr
     assert "-> 6 steps of batch 2" in r.stdout and "done: FINISHED" in r.stdout
