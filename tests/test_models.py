@@ -125,6 +125,15 @@ def test_content_and_fft_losses_are_zero_on_identity():
     assert losses.fft_loss(x, x.roll(3, -1)).item() > 0
 
 
+def test_psnr_loss_is_minus_the_mean_per_image_psnr():
+    x = torch.rand(2, 3, 16, 16)
+    off = torch.tensor([0.1, 0.01]).view(2, 1, 1, 1)  # MSE 1e-2 and 1e-4: PSNR 20 and 40 dB
+    assert losses.psnr_loss(x + off, x).item() == pytest.approx(-30.0, abs=1e-3)
+    # Each image counts once, as in the evaluation's mean PSNR: not the PSNR of the pooled MSE.
+    pooled = 10 * torch.log10(((off ** 2).mean())).item()
+    assert pooled == pytest.approx(-23.0, abs=0.1)
+
+
 def test_unknown_adversarial_loss_is_a_clear_error():
     from gir.errors import GirError
 

@@ -145,7 +145,7 @@ class ModelConfig:
 class LossConfig:
     """Weights of each loss term; a weight of 0 switches the term off."""
 
-    content: Literal["l1", "charbonnier"] = "charbonnier"
+    content: Literal["l1", "charbonnier", "psnr"] = "charbonnier"
     content_weight: float = 1.0
     fft_weight: float = 0.05
     adversarial: Literal["bce", "lsgan", "wgan-gp", "none"] = "lsgan"

@@ -59,8 +59,9 @@ def model_card(facts: dict, sha: str, spec: dict, size: int, heldout_md: str,
     p, m, t = facts.get("params", {}), facts.get("metrics", {}), facts.get("tags", {})
     synth = {k.removeprefix("data.synth."): v for k, v in p.items() if k.startswith("data.synth.")}
     train = {k.removeprefix("train."): p[k] for k in sorted(p) if k.startswith("train.")
-             and k.split(".")[1] in ("steps", "batch_size", "crop", "lr", "resynth",
-                                     "resynth_weights", "init")}
+             and (k.split(".")[1] in ("steps", "batch_size", "crop", "lr", "resynth",
+                                      "resynth_weights", "init")
+                  or k in ("train.loss.content", "train.loss.content_weight"))}
     test = {k.removeprefix("test."): v for k, v in m.items()
             if k.startswith("test.methods.") and k.endswith(".psnr")}
     return f"""# GIR shipped deblurrer
