@@ -1,5 +1,6 @@
-"""Losses by name: content (l1, charbonnier, psnr), frequency (fft), adversarial (bce, lsgan, wgan-gp),
-and a perceptual VGG loss only when the user supplies a weights file (nothing is downloaded)."""
+"""Losses by name: content (l1, charbonnier, psnr), frequency (fft), adversarial (bce, lsgan,
+wgan-gp), and a perceptual VGG loss only when the user supplies a weights file (nothing is
+downloaded)."""
 
 from __future__ import annotations
 
