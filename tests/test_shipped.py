@@ -12,7 +12,7 @@ from gir.nn import build_generator
 from gir.nn import shipped
 from gir.rectifier.inference import save_generator
 from gir.tracking import resolve
-from gir.tracking.ship import ship_model
+from gir.tracking.ship import model_card, ship_model
 
 ARGS = {"width": 4, "enc_blocks": [1], "middle_blocks": 1, "dec_blocks": [1]}
 
@@ -35,6 +35,14 @@ def test_ship_writes_weights_sums_and_card(fake_shipped):
     assert f"{sha}  generator.pt" in (fake_shipped / "SHA256SUMS").read_text()
     assert sha in (fake_shipped / "MODEL_CARD.md").read_text()
     assert shipped.shipped_model_dir() == fake_shipped
+
+
+def test_card_names_the_last_phase_loss():
+    facts = {"params": {"train.steps": "10", "train.loss.content": "psnr",
+                        "train.loss.content_weight": "0.0025", "train.loss.fft_weight": "0.05"}}
+    card = model_card(facts, "abc", {"generator": "nafnet"}, 1000, "", "", "")
+    assert '"loss.content": "psnr", "loss.content_weight": "0.0025", "steps": "10"' in card
+    assert "fft_weight" not in card
 
 
 def test_an_altered_shipped_file_is_refused_in_one_line(fake_shipped):
