@@ -1,7 +1,8 @@
 """The import graph of gir/, function-level imports included, from the source (AST).
 
-Used by the layout contract test and by the dvc.yaml deps check: both must see every import,
-even one inside a function, because a lazy import is still a dependency.
+Used by the layout contract test, by the dvc.yaml deps check and by `make dvc-deps`
+(tools/dvc_deps.py): all must see every import, even one inside a function, because a lazy
+import is still a dependency.
 """
 
 from __future__ import annotations
@@ -83,6 +84,11 @@ def has_code(path: Path) -> bool:
     """False for a package __init__ that is only a docstring."""
     body = ast.parse(path.read_text()).body
     return any(not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body)
+
+
+def step_of(cmd: str) -> str:
+    """The step module a dvc.yaml stage's `gir <verb> ...` command runs."""
+    return cmd.split()[1].replace("detect-train", "detector")
 
 
 def code_deps(step_module: str) -> list[str]:
