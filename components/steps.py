@@ -80,7 +80,7 @@ def train(seed: int, data: dict, validate: dict, preprocess: dict, split: dict, 
           train: dict, evaluate: dict, register: dict, mlflow: dict, engine: str,
           kfp_run_id: str, processed: Input[Dataset], split_manifest: Input[Dataset],
           generator: Output[Model], train_report: Output[Artifact], overrides: list = [],
-          sweep_id: str = "", parent_run_id: str = ""):
+          sweep_id: str = "", parent_run_id: str = "", checkpoint_pvc: str = ""):
     """Train the cGAN (on the task's GPU when it has one).
 
     It takes every section because the MLflow run logs all params, exactly as a DVC run does;
@@ -111,6 +111,14 @@ def train(seed: int, data: dict, validate: dict, preprocess: dict, split: dict, 
         checkpoints = os.path.join(root, f"{kfp_run_id}-{params_hash(params)}")
     else:
         checkpoints = tempfile.mkdtemp()
+    from gir.steps import pytorchjob
+
+    if pytorchjob.wants_pytorchjob(params):  # > 1 GPU: a PyTorchJob on the checkpoint volume
+        pytorchjob.train_on_pytorchjob(
+            params, processed.path, f"{split_manifest.path}/manifest.csv", generator.path,
+            train_report.path, pytorchjob.spec_from_env(params, checkpoint_pvc, checkpoints,
+                                                        engine))
+        return
     step(params, processed.path, f"{split_manifest.path}/manifest.csv", generator.path,
          train_report.path, checkpoints, engine=engine)
 

@@ -25,7 +25,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from gir.config import load_params, to_dict
+from gir.config import load_params, params_from_struct, to_dict
 from gir.errors import GirError
 
 PIPELINE_NAME = "gir"
@@ -38,6 +38,13 @@ RESOURCES = {"train": ("4", "16G"), "evaluate": ("2", "8G"), "register": ("1", "
 DEFAULT_RESOURCES = ("1", "4G")
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+# params.yaml's cluster section: read when compiling (`--set kubeflow.x=...`), not a pipeline
+# parameter (nothing in it can change once compiled). Train's checkpoints live on a PVC mounted
+# here, so a retried attempt resumes (components/steps.py: $GIR_CHECKPOINT_ROOT).
+CLUSTER = "kubeflow"
+CHECKPOINT_MOUNT = "/gir/checkpoints"
+SHM_VOLUME = "dshm"
 
 # Kubernetes secrets -> environment variables (secret key = variable name), and who gets them.
 S3_SECRET = os.environ.get("GIR_S3_SECRET", "gir-s3")
@@ -59,21 +66,25 @@ def param_defaults(params_file: str | Path = "params.yaml",
 
 
 def changed_sections(defaults: dict, values: dict) -> dict:
-    """The pipeline arguments that differ from the defaults (whole sections, as KFP takes them)."""
-    return {k: v for k, v in values.items() if defaults.get(k) != v}
+    """The pipeline arguments that differ from the defaults (whole sections, as KFP takes them).
+    The cluster section is compiled in, never an argument."""
+    return {k: v for k, v in values.items() if defaults.get(k) != v and k != CLUSTER}
 
 
-def build_pipeline(defaults: dict[str, Any], image: str | None = None, engine: str = "kfp"):
+def build_pipeline(defaults: dict[str, Any], image: str | None = None, engine: str = "kfp",
+                   layout: dict[str, Any] | None = None):
     """The pipeline function, its signature made from `defaults` (params.yaml's sections).
 
     image overrides every task's container image; engine tags the MLflow run (`kfp` on a
-    cluster, `kfp-local` for the local runner).
+    cluster, `kfp-local` for the local runner). layout (default: defaults) gives the cluster
+    section and train.distributed that shape the compiled tasks.
     """
     from kfp import dsl
 
     import components as c
 
-    names = list(defaults)
+    names = [n for n in defaults if n != CLUSTER]
+    layout = layout or defaults
 
     def task(op, sections: dict, **inputs):
         return _task(op, sections, engine, image, **inputs)
@@ -81,7 +92,7 @@ def build_pipeline(defaults: dict[str, Any], image: str | None = None, engine: s
     def gir(*args):
         s = dict(zip(names, args))
         processed, split = _data_tasks(s, engine, image)
-        model = _train_task(s, engine, image, processed, split).outputs["generator"]
+        model = _train_task(s, engine, image, processed, split, layout).outputs["generator"]
         evaluation = task(c.evaluate, s, processed=processed, split_manifest=split,
                           generator=model).outputs["evaluation"]
         task(c.register, s, processed=processed, split_manifest=split, generator=model,
@@ -90,8 +101,8 @@ def build_pipeline(defaults: dict[str, Any], image: str | None = None, engine: s
         task(c.detector, s, engine=engine, kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
 
     gir.__signature__ = inspect.Signature([
-        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v,
-                          annotation=type(v)) for n, v in defaults.items()])
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[n],
+                          annotation=type(defaults[n])) for n in names])
     return dsl.pipeline(
         name=PIPELINE_NAME,
         description="GIR: ingest, validate, preprocess, split, train (GPU), evaluate, register "
@@ -130,20 +141,103 @@ def _data_tasks(s: dict, engine: str, image: str | None):
     return processed, split
 
 
-def _train_task(s: dict, engine: str, image: str | None, processed, split, **sweep):
-    """The training task, on one GPU; sweep passes overrides, sweep_id and parent_run_id."""
+def _train_task(s: dict, engine: str, image: str | None, processed, split,
+                layout: dict | None = None, **sweep):
+    """The training task; sweep passes overrides, sweep_id and parent_run_id.
+
+    On a cluster (engine kfp) it gets the checkpoint volume, /dev/shm, the node selector,
+    tolerations and timeout of layout's cluster section, and retries; with more than one GPU
+    in layout's train.distributed it only launches and waits on a PyTorchJob (no GPU itself).
+    """
     from kfp import dsl, kubernetes
 
     import components as c
 
+    cluster = _cluster_settings(layout) if engine == "kfp" else None
+    claim = _checkpoint_claim(cluster) if cluster else None
+    multi = cluster is not None and _gpus(layout) > 1
     trained = _task(c.train, s, engine, image, engine=engine,
                     kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                    processed=processed, split_manifest=split, **sweep)
-    trained.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(1)
-    kubernetes.add_toleration(trained, **GPU_TOLERATION)
-    if engine == "kfp":  # a retried attempt resumes from $GIR_CHECKPOINT_ROOT's checkpoint
-        trained.set_retry(num_retries=RETRIES, backoff_duration=RETRY_BACKOFF)
+                    processed=processed, split_manifest=split,
+                    **({"checkpoint_pvc": claim} if multi else {}), **sweep)
+    if not multi:
+        trained.set_accelerator_type(GPU_RESOURCE).set_accelerator_limit(1)
+    if cluster is None:
+        kubernetes.add_toleration(trained, **GPU_TOLERATION)
+        return trained
+    _on_cluster(trained, cluster, claim)
+    if multi:
+        trained.set_cpu_request("1").set_memory_request("4G")
+        trained.set_env_variable("GIR_PYTORCHJOB", json.dumps(_job_settings(cluster, image)))
+    # A retried attempt resumes from the volume's checkpoint (same run id, same params).
+    trained.set_retry(num_retries=RETRIES, backoff_duration=RETRY_BACKOFF)
     return trained
+
+
+def _cluster_settings(layout: dict | None) -> dict:
+    """The cluster section (checked by gir.config) with train.distributed, from layout."""
+    full = to_dict(params_from_struct({k: v for k, v in (layout or {}).items()
+                                       if k in (CLUSTER, "train")}))
+    return {**full[CLUSTER], "distributed": full["train"]["distributed"]}
+
+
+def _gpus(layout: dict | None) -> int:
+    d = _cluster_settings(layout)["distributed"]
+    return d["nodes"] * d["gpus_per_node"]
+
+
+def _checkpoint_claim(cluster: dict):
+    """The claim to mount: the one named in the cluster section, or one created for this run
+    (deleted by a task after train, see _on_cluster)."""
+    from kfp import kubernetes
+
+    if cluster["checkpoint_pvc"]:
+        return cluster["checkpoint_pvc"]
+    pvc = kubernetes.CreatePVC(pvc_name_suffix="-gir-checkpoints",
+                               access_modes=[cluster["access_mode"]],
+                               size=cluster["checkpoint_size"],
+                               storage_class_name=cluster["storage_class"])
+    pvc.set_caching_options(False)
+    pvc.set_display_name("checkpoint-volume")
+    return pvc.outputs["name"]
+
+
+def _on_cluster(trained, cluster: dict, claim) -> None:
+    """Mount the checkpoint claim ($GIR_CHECKPOINT_ROOT) and a memory /dev/shm; place the pod."""
+    from kfp import kubernetes
+
+    kubernetes.mount_pvc(trained, pvc_name=claim, mount_path=CHECKPOINT_MOUNT)
+    trained.set_env_variable("GIR_CHECKPOINT_ROOT", CHECKPOINT_MOUNT)
+    kubernetes.empty_dir_mount(trained, volume_name=SHM_VOLUME, mount_path="/dev/shm",
+                               medium="Memory", size_limit=cluster["shm_size"])
+    if cluster["node_selector"]:
+        kubernetes.add_node_selector_json(trained, dict(cluster["node_selector"]))
+    kubernetes.add_toleration_json(trained, [_toleration(t) for t in cluster["tolerations"]])
+    if cluster["train_timeout"]:
+        kubernetes.set_timeout(trained, cluster["train_timeout"])
+    if not cluster["checkpoint_pvc"]:  # created for this run: gone once train has finished
+        kubernetes.DeletePVC(pvc_name=claim).after(trained).set_caching_options(False) \
+            .set_display_name("delete-checkpoint-volume")
+
+
+def _toleration(t: dict) -> dict:
+    """A Kubernetes toleration (tolerationSeconds) as kfp-kubernetes takes it."""
+    out = {k: v for k, v in t.items() if k != "tolerationSeconds"}
+    if "tolerationSeconds" in t:
+        out["toleration_seconds"] = t["tolerationSeconds"]
+    return out
+
+
+def _job_settings(cluster: dict, image: str | None) -> dict:
+    """What the PyTorchJob launcher (gir.steps.pytorchjob.JobSpec) needs from the compile."""
+    import components
+
+    cpu, memory = RESOURCES["train"]
+    secrets = {name: SECRET_KEYS[name] for name in SECRETS_FOR["train"]}
+    return {"image": image or components.IMAGE, "cpu": cpu, "memory": memory,
+            "shm_size": cluster["shm_size"], "node_selector": cluster["node_selector"],
+            "tolerations": cluster["tolerations"], "timeout": cluster["train_timeout"],
+            "secrets": secrets}
 
 
 def build_sweep_pipeline(defaults: dict[str, Any], cfgs: list[list[str]], sweep_id: str,
@@ -155,13 +249,14 @@ def build_sweep_pipeline(defaults: dict[str, Any], cfgs: list[list[str]], sweep_
 
     import components as c
 
-    names = list(defaults)
+    names = [n for n in defaults if n != CLUSTER]
 
     def gir_sweep(*args):
         s = dict(zip(names, args))
         processed, split = _data_tasks(s, engine, image)
         with dsl.ParallelFor(cfgs, parallelism=parallelism) as overrides:
-            model = _train_task(s, engine, image, processed, split, overrides=overrides,
+            model = _train_task(s, engine, image, processed, split, defaults,
+                                overrides=overrides,
                                 sweep_id=sweep_id, parent_run_id=parent_run_id
                                 ).outputs["generator"]
             evaluation = _task(c.evaluate, s, engine, image, processed=processed,
@@ -171,8 +266,8 @@ def build_sweep_pipeline(defaults: dict[str, Any], cfgs: list[list[str]], sweep_
               generators=dsl.Collected(model), evaluations=dsl.Collected(evaluation))
 
     gir_sweep.__signature__ = inspect.Signature([
-        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=v,
-                          annotation=type(v)) for n, v in defaults.items()])
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[n],
+                          annotation=type(defaults[n])) for n in names])
     return dsl.pipeline(name=f"{PIPELINE_NAME}-sweep",
                         description="GIR sweep: train/evaluate per config, register the best")(
         gir_sweep)
@@ -187,13 +282,15 @@ def run_sweep_local(defaults: dict, values: dict, cfgs: list[list[str]], root: s
     return run_locally(lambda: pipe(**changed_sections(defaults, values)), root)
 
 
-def compile_pipeline(out: str | Path, defaults: dict, image: str | None = None) -> Path:
-    """Write the pipeline spec YAML that `kfp` / the Kubeflow UI accepts."""
+def compile_pipeline(out: str | Path, defaults: dict, image: str | None = None,
+                     layout: dict | None = None) -> Path:
+    """Write the pipeline spec YAML that `kfp` / the Kubeflow UI accepts; layout (default:
+    defaults) gives the cluster section and train.distributed compiled into the tasks."""
     from kfp import compiler
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(pipeline_func=build_pipeline(defaults, image),
+    compiler.Compiler().compile(pipeline_func=build_pipeline(defaults, image, layout=layout),
                                 package_path=str(out))
     return out
 
@@ -228,41 +325,45 @@ def run_locally(start, root: str | Path = "pipeline_root") -> Path:
     return runs[-1] if runs else root
 
 
-def submit(host: str, defaults: dict, values: dict, experiment: str = "gir",
+def submit(host, defaults: dict, values: dict, experiment: str = "gir",
            run_name: str | None = None, image: str | None = None) -> str:
     """Compile, create a run on the Kubeflow Pipelines API at host; returns the run's URL."""
-    return create_run(host, lambda path: compile_pipeline(path, defaults, image),
+    return create_run(host, lambda path: compile_pipeline(path, defaults, image, values),
                       changed_sections(defaults, values), experiment,
                       run_name or f"gir {time.strftime('%Y-%m-%d %H:%M:%S')}")
 
 
-def create_run(host: str, compile_to, arguments: dict, experiment: str, run_name: str) -> str:
-    """compile_to(path) writes a pipeline package; create a run of it at host; its URL."""
-    host = check_host(host)
+def create_run(host, compile_to, arguments: dict, experiment: str, run_name: str) -> str:
+    """compile_to(path) writes a pipeline package; create a run of it at host (a URL or a
+    pipelines.kfp_api.Connection: namespace and credentials); its URL."""
+    conn = _target(host)
     with tempfile.TemporaryDirectory() as tmp:
         package = compile_to(Path(tmp) / "pipeline.yaml")
-        run = _client_call(host, lambda client: client.create_run_from_pipeline_package(
-            str(package), arguments=arguments, experiment_name=experiment, run_name=run_name))
-    return f"{host}/#/runs/details/{run.run_id}"
+        check_host(conn, Path(package).read_text())
+        run = _client_call(conn, lambda client: client.create_run_from_pipeline_package(
+            str(package), arguments=arguments, experiment_name=experiment, run_name=run_name,
+            namespace=conn.namespace))
+    return f"{conn.host}/#/runs/details/{run.run_id}"
 
 
-def create_recurring_run(host: str, compile_to, arguments: dict, experiment: str, name: str,
+def create_recurring_run(host, compile_to, arguments: dict, experiment: str, name: str,
                          cron: str) -> str:
     """A KFP recurring run of the package on a cron schedule; never two at once, no catch-up
     of missed slots. Returns its URL."""
     cron = kfp_cron(cron)
-    host = check_host(host)
+    conn = _target(host)
     with tempfile.TemporaryDirectory() as tmp:
         package = compile_to(Path(tmp) / "pipeline.yaml")
+        check_host(conn, Path(package).read_text())
 
         def call(client):
-            exp = client.create_experiment(name=experiment)
+            exp = client.create_experiment(name=experiment, namespace=conn.namespace)
             return client.create_recurring_run(
                 experiment_id=exp.experiment_id, job_name=name, cron_expression=cron,
                 params=arguments, pipeline_package_path=str(package), max_concurrency=1,
                 no_catchup=True)
-        job = _client_call(host, call)
-    return f"{host}/#/recurringrun/details/{job.recurring_run_id}"
+        job = _client_call(conn, call)
+    return f"{conn.host}/#/recurringrun/details/{job.recurring_run_id}"
 
 
 def kfp_cron(expr: str) -> str:
@@ -276,45 +377,38 @@ def kfp_cron(expr: str) -> str:
                    "or 6 with seconds first")
 
 
-def check_host(host: str) -> str:
-    host = host.rstrip("/")
-    if not re.match(r"^https?://[^/\s]+", host):
-        raise GirError(f"--host {host!r}: expected an http(s):// URL of the Kubeflow Pipelines API")
-    _check_healthz(host)
-    return host
+def _target(host):
+    """A Connection from a URL or a Connection, its URL checked for form."""
+    from pipelines.kfp_api import Connection
+
+    conn = Connection.of(host)
+    if not re.match(r"^https?://[^/\s]+", conn.host):
+        raise GirError(f"--host {conn.host!r}: expected an http(s):// URL of the Kubeflow "
+                       "Pipelines API")
+    return Connection(conn.host.rstrip("/"), conn.namespace, conn.token, conn.cookies)
 
 
-def _client_call(host: str, call):
+def check_host(host, spec_text: str = ""):
+    """Probe the API (healthz, with our credentials) and refuse a backend too old for
+    spec_text or a multi-user one without a namespace; returns the Connection."""
+    from pipelines.kfp_api import check_backend, probe
+
+    conn = _target(host)
+    check_backend(conn, probe(conn), spec_text)
+    return conn
+
+
+def _client_call(conn, call):
     """call(kfp.Client) with its chatter kept off stdout and any failure as one GirError line."""
-    import kfp
+    from pipelines.kfp_api import client
 
     # kfp.Client prints its own links and a version warning: keep stdout for the URL.
     try:
         with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            return call(kfp.Client(host=host))
+            return call(client(conn))
     except Exception as exc:  # noqa: BLE001 - any client/HTTP failure is one line for the user
-        raise GirError(f"cannot submit to {host}: {_one_line(exc)}") from None
-
-
-def _check_healthz(host: str, timeout: float = 15) -> None:
-    """Fail fast on a wrong host: kfp.Client retries its health check for ~25 s, logging
-    tracebacks, before it gives up."""
-    import urllib.error
-    import urllib.request
-
-    url = f"{host}/apis/v2beta1/healthz"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        raise GirError(f"cannot submit to {host}: {url} answered HTTP {exc.code} "
-                       "(is this the Kubeflow Pipelines API?)") from None
-    except ValueError:
-        raise GirError(f"cannot submit to {host}: {url} did not answer JSON "
-                       "(is this the Kubeflow Pipelines API?)") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise GirError(f"cannot submit to {host}: {_one_line(exc)}") from None
+        raise GirError(f"cannot submit to {conn.host}: {_one_line(exc)}") from None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -39,6 +39,7 @@ def _pipeline_args(p):
     for a in (s, k):
         a.add_argument("--host", required=True, help="KFP API URL, e.g. http://localhost:8080")
         a.add_argument("--experiment", default="gir", help="KFP experiment (default: gir)")
+        _auth_flags(a)
     s.add_argument("--run-name", default=None)
     k.add_argument("--cron", required=True, metavar="EXPR",
                    help="when to run: a crontab line, e.g. '*/15 * * * *' (KFP's 6-field form "
@@ -54,6 +55,28 @@ def _pipeline_args(p):
     for a in (c, s, k):
         a.add_argument("--image", default=None,
                        help="component image (default: $GIR_IMAGE or gir:<version>)")
+
+
+def _auth_flags(p) -> None:
+    g = p.add_argument_group("a multi-user Kubeflow (one credential)")
+    g.add_argument("--namespace", default=None,
+                   help="your profile namespace, where the run executes (multi-user Kubeflow)")
+    g.add_argument("--token", default=None,
+                   help="bearer token (default: $KF_PIPELINES_TOKEN), e.g. from "
+                        "`kubectl create token default-editor -n <namespace>`")
+    g.add_argument("--token-file", default=None, metavar="PATH",
+                   help="read a service-account token from PATH (default: "
+                        "$KF_PIPELINES_SA_TOKEN_PATH, or a Kubeflow notebook's projected token)")
+    g.add_argument("--cookie", default=None, metavar="COOKIES",
+                   help="session cookies of the Kubeflow login, 'authservice_session=...' "
+                        "(default: $KF_PIPELINES_COOKIE)")
+
+
+def _connection(args):
+    """--host, --namespace and the credential as a pipelines.kfp_api.Connection."""
+    from pipelines.kfp_api import connection
+
+    return connection(args.host, args.namespace, args.token, args.token_file, args.cookie)
 
 
 def rectify_values(args) -> dict:
@@ -81,7 +104,7 @@ def cmd_pipeline(args) -> int:
         if decision.exists():
             print(decision.read_text())
     elif args.action == "submit":
-        url = pipelines.submit(args.host, defaults, values, args.experiment, args.run_name,
+        url = pipelines.submit(_connection(args), defaults, values, args.experiment, args.run_name,
                                args.image)
         say("pipeline: submitted; watch it at")
         print(url)
@@ -89,7 +112,8 @@ def cmd_pipeline(args) -> int:
         from pipelines.gir_pipeline import changed_sections
 
         url = pipelines.create_recurring_run(
-            args.host, lambda path: pipelines.compile_pipeline(path, defaults, args.image),
+            _connection(args),
+            lambda path: pipelines.compile_pipeline(path, defaults, args.image, values),
             changed_sections(defaults, values), args.experiment, args.name or "gir", args.cron)
         say("pipeline: scheduled; see it at")
         print(url)
@@ -122,12 +146,12 @@ def _rectify(args) -> int:
             f"failed, {report['counts']['skipped']} skipped -> {args.dest}")
         print(json.dumps(report["counts"]))
     elif args.action == "submit":
-        url = pipelines.submit_rectify(args.host, values, args.experiment, args.run_name,
+        url = pipelines.submit_rectify(_connection(args), values, args.experiment, args.run_name,
                                        args.image)
         say("pipeline: submitted; watch it at")
         print(url)
     else:
-        url = pipelines.schedule_rectify(args.host, values, args.cron, args.experiment,
+        url = pipelines.schedule_rectify(_connection(args), values, args.cron, args.experiment,
                                          args.name, args.image)
         say("pipeline: scheduled; see it at")
         print(url)

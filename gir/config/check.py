@@ -10,10 +10,10 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from gir.config.schema import (ConfigError, DetectConfig, FolderConfig, PreprocessConfig,
-                               SampleConfig, SplitConfig, SynthConfig, TrainConfig, ValidateConfig)
+from gir.config.schema import ConfigError, Range, SplitConfig, SynthConfig
+
 
 def _type_name(tp: Any) -> str:
     if tp is float:
@@ -31,6 +31,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Return value checked (and, for int->float, widened) against the annotation tp."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is Annotated:  # a type with its Range rule
+        value = _coerce(value, args[0], key)
+        for rule in args[1:]:
+            _check_range(value, rule, key)
+        return value
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
@@ -76,7 +81,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def build(cls: type, data: dict, prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in names:
@@ -92,65 +97,64 @@ def build(cls: type, data: dict, prefix: str = "") -> Any:
     return obj
 
 
+def _check_synth_shares(obj: SynthConfig, bad) -> None:
+    """data.synth.shares: full / mild / sharp, each in [0, 1], summing to 1."""
+    allowed = ("full", "mild", "sharp")
+    unknown = [k for k in obj.shares if k not in allowed]
+    if unknown:
+        bad("shares", f"unknown severity {unknown[0]!r} (allowed: {', '.join(allowed)})")
+    if any(not 0 <= v <= 1 for v in obj.shares.values()):
+        bad("shares", "each share must be between 0 and 1")
+    total = sum(obj.shares.values())
+    if abs(total - 1.0) > 1e-6:
+        bad("shares", f"full + mild + sharp must be 1, got {total:g}")
+
+
+def _range_words(r: Range) -> str:
+    """What a Range asks for, in the words of an error message."""
+    if r.msg:
+        return r.msg
+    if r.gt == 0 and r.ge is None and r.le is None and r.lt is None:
+        return "must be positive"
+    if r.ge is not None and r.le is not None:
+        return ("must be between 0 and 1" if (r.ge, r.le) == (0, 1) else
+                f"must lie within [{r.ge:g}, {r.le:g}]")
+    if r.ge is not None and r.lt is not None:
+        return f"must be in [{r.ge:g}, {r.lt:g})"
+    if r.ge is not None:
+        return f"must be {r.ge:g} or more"
+    if r.gt is not None:
+        return f"must be more than {r.gt:g}"
+    return f"must be at most {r.le:g}" if r.le is not None else f"must be below {r.lt:g}"
+
+
+def _check_range(value: Any, r: Range, key: str) -> None:
+    """Raise a one-line ConfigError naming key when value breaks the field's Range."""
+    if not isinstance(r, Range):
+        return
+    items = list(value.values()) if isinstance(value, dict) else (
+        list(value) if isinstance(value, list) else [value])
+    if r.nonempty and not items:
+        raise ConfigError(f"{key}: must not be empty")
+    if r.length is not None and len(items) != r.length:
+        raise ConfigError(f"{key}: {_range_words(r)}")
+    if r.pair and (len(items) != 2 or items[0] > items[1]):
+        raise ConfigError(f"{key}: must be [low, high] with low <= high")
+    if r.multiple_of and any(v % r.multiple_of for v in items):
+        raise ConfigError(f"{key}: must be a multiple of {r.multiple_of}")
+    for v in items:
+        if ((r.ge is not None and v < r.ge) or (r.gt is not None and v <= r.gt)
+                or (r.le is not None and v > r.le) or (r.lt is not None and v >= r.lt)):
+            raise ConfigError(f"{key}: {_range_words(r)}")
+
+
 def _check_ranges(obj: Any, prefix: str) -> None:
-    """Value checks that types alone cannot express."""
+    """Rules across fields; a rule on one field sits on the field (schema.Range)."""
 
     def bad(key: str, msg: str) -> None:
         raise ConfigError(f"{prefix + '.' if prefix else ''}{key}: {msg}")
 
-    if isinstance(obj, SplitConfig):
-        for k in ("train", "val", "test"):
-            if not 0 <= getattr(obj, k) <= 1:
-                bad(k, "must be between 0 and 1")
-        if abs(obj.train + obj.val + obj.test - 1.0) > 1e-6:
-            bad("train", f"train + val + test must be 1, got {obj.train + obj.val + obj.test:g}")
-        if obj.min_test_scenes < 0:
-            bad("min_test_scenes", "must be 0 or more")
-    if isinstance(obj, TrainConfig):
-        for k in ("steps", "batch_size", "crop", "checkpoint_every", "log_every", "image_every"):
-            if getattr(obj, k) <= 0:
-                bad(k, "must be positive")
-        if obj.crop % 16:
-            bad("crop", "must be a multiple of 16")
-        if not 0 <= obj.ema_decay < 1:
-            bad("ema_decay", "must be in [0, 1)")
-        if obj.lr <= 0 or obj.lr_d <= 0:
-            bad("lr", "must be positive")
-        if not 0 <= obj.resynth <= 1:
-            bad("resynth", "must be between 0 and 1")
-        if any(w < 0 for w in obj.resynth_weights.values()):
-            bad("resynth_weights", "weights must be 0 or more")
+    if isinstance(obj, SplitConfig) and abs(obj.train + obj.val + obj.test - 1.0) > 1e-6:
+        bad("train", f"train + val + test must be 1, got {obj.train + obj.val + obj.test:g}")
     if isinstance(obj, SynthConfig):
-        for k in ("motion_length", "defocus_radius", "gaussian_sigma", "noise_sigma",
-                  "shake_extent", "shake_focal_mm", "shot_noise", "read_noise", "jpeg_quality",
-                  "highlight_gain", "highlight_share"):
-            v = getattr(obj, k)
-            if len(v) != 2 or v[0] > v[1] or v[0] < 0:
-                bad(k, "must be [low, high] with 0 <= low <= high")
-        if obj.shake_extent[0] <= 0 or obj.shake_focal_mm[0] <= 0:
-            bad("shake_extent" if obj.shake_extent[0] <= 0 else "shake_focal_mm",
-                "must be positive")
-        if obj.shot_noise[1] > 0.2 or obj.read_noise[1] > 0.2:
-            bad("shot_noise" if obj.shot_noise[1] > 0.2 else "read_noise",
-                "at most 0.2 (a fraction of full scale)")
-        if obj.jpeg_quality[0] < 1 or obj.jpeg_quality[1] > 100:
-            bad("jpeg_quality", "must lie within [1, 100]")
-        if obj.highlight_gain[0] < 1:
-            bad("highlight_gain", "must be at least 1 (a gain above full scale)")
-        if obj.highlight_share[1] > 0.5:
-            bad("highlight_share", "at most 0.5 (a share of the brightest pixels)")
-        for k in ("jpeg_probability", "highlight_probability"):
-            if not 0 <= getattr(obj, k) <= 1:
-                bad(k, "must be between 0 and 1")
-        if obj.per_image <= 0:
-            bad("per_image", "must be positive")
-        if not obj.kinds:
-            bad("kinds", "must name at least one blur kind")
-    if isinstance(obj, (PreprocessConfig, SampleConfig, FolderConfig)) and obj.max_side < 16:
-        bad("max_side", "must be at least 16")
-    if isinstance(obj, DetectConfig):
-        for k in ("fit_per_image", "eval_per_image"):
-            if getattr(obj, k) <= 0:
-                bad(k, "must be positive")
-    if isinstance(obj, ValidateConfig) and not 0 <= obj.max_quarantine_fraction <= 1:
-        bad("max_quarantine_fraction", "must be between 0 and 1")
+        _check_synth_shares(obj, bad)

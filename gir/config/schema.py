@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from gir.errors import GirError
 
@@ -15,36 +15,95 @@ class ConfigError(GirError):
     """A params file or override that does not fit the schema."""
 
 
+@dataclass(frozen=True)
+class Range:
+    """A value rule that sits on its field (``Annotated[int, Range(gt=0)]``), checked at load by
+    gir.config.check. Bounds apply to a number, to each item of a list and to each value of a
+    mapping; ``pair`` asks for [low, high], ``length`` for that many items; ``msg`` replaces the
+    generated wording."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    multiple_of: int | None = None
+    length: int | None = None
+    pair: bool = False
+    nonempty: bool = False
+    msg: str = ""
+
+
+POSITIVE = Range(gt=0)
+SHARE = Range(ge=0, le=1)
+SPAN = Range(pair=True, ge=0)        # [low, high] with 0 <= low <= high
+Positive = Annotated[int, POSITIVE]
+Share = Annotated[float, SHARE]
+Span = Annotated[list[float], SPAN]
+PositiveSpan = Annotated[list[float], Range(pair=True, gt=0)]
+NoiseSpan = Annotated[list[float], Range(pair=True, ge=0, le=0.2)]
+Betas = Annotated[list[float], Range(length=2, ge=0, lt=1, msg="must be [beta1, beta2], each in [0, 1)")]
+WEIGHTS = Range(ge=0, msg="weights must be 0 or more")
+
+# Names kept in registries of higher layers (gir.nn, gir.data.sources, gir.rectifier.scoring),
+# which config may not import (imports point down). They are spelled here so that a typo fails
+# at load, and tests/test_config.py checks that each list equals its registry.
+GeneratorName = Literal["fourier_unet", "nafnet", "resnet"]
+DiscriminatorName = Literal["patchgan"]
+SourceName = Literal["sample", "gopro", "folder", "unsplash"]
+ReferenceName = Literal["blurred", "unsharp", "wiener", "richardson_lucy", "pretrained"]
+
+
 # --------------------------------------------------------------------------- schema
 
 
 SynthKind = Literal["motion", "defocus", "gaussian", "shake"]  # what data.synth can draw
+MotionFamily = Literal["smooth_walk", "jittery_walk", "boracchi_foi", "linear"]  # gir.data.psf
 
 
 @dataclass
 class SynthConfig:
     """How sharp photos are blurred synthetically (sample and folder sources)."""
 
-    per_image: int = 6
-    kinds: list[SynthKind] = field(
-        default_factory=lambda: ["motion", "defocus", "gaussian"]
+    per_image: Positive = 6
+    kinds: Annotated[list[SynthKind], Range(nonempty=True)] = field(
+        default_factory=lambda: ["motion", "defocus", "gaussian", "shake"]
     )
-    motion_length: list[float] = field(default_factory=lambda: [7.0, 21.0])
-    defocus_radius: list[float] = field(default_factory=lambda: [2.0, 5.0])
-    gaussian_sigma: list[float] = field(default_factory=lambda: [1.0, 2.5])
-    noise_sigma: list[float] = field(default_factory=lambda: [0.0, 0.01])
+    motion_length: Span = field(default_factory=lambda: [7.0, 21.0])
+    defocus_radius: Span = field(default_factory=lambda: [2.0, 5.0])
+    gaussian_sigma: Span = field(default_factory=lambda: [1.0, 2.5])
+    noise_sigma: Span = field(default_factory=lambda: [0.0, 0.0])  # sRGB (legacy)
     # Camera shake (kind `shake`): largest span of any corner's path, px; 35mm-equiv. focal.
-    shake_extent: list[float] = field(default_factory=lambda: [4.0, 40.0])
-    shake_focal_mm: list[float] = field(default_factory=lambda: [24.0, 85.0])
-    # Realistic degradations; the defaults leave them off (params.yaml turns them on).
-    linear_light: bool = False      # blur kernel kinds in linear light (shake always is)
-    shot_noise: list[float] = field(default_factory=lambda: [0.0, 0.0])
-    read_noise: list[float] = field(default_factory=lambda: [0.0, 0.0])
-    jpeg_probability: float = 0.0
-    jpeg_quality: list[int] = field(default_factory=lambda: [60, 95])
-    highlight_probability: float = 0.0
-    highlight_gain: list[float] = field(default_factory=lambda: [1.5, 4.0])
-    highlight_share: list[float] = field(default_factory=lambda: [0.001, 0.01])
+    shake_extent: PositiveSpan = field(default_factory=lambda: [4.0, 40.0])
+    shake_focal_mm: PositiveSpan = field(default_factory=lambda: [24.0, 85.0])
+    # Realistic degradations ([0, 0] or probability 0 = off).
+    linear_light: bool = True       # blur kernel kinds in linear light (shake always is)
+    # Severity of each pair: a full blur, a mild one (mild_* ranges) or an identity pair
+    # (kind `sharp`, the photo with itself; fresh training blurs only). Must sum to 1.
+    shares: dict[str, float] = field(
+        default_factory=lambda: {"full": 0.75, "mild": 0.15, "sharp": 0.1})
+    mild_motion_length: Span = field(default_factory=lambda: [1.0, 6.0])
+    mild_defocus_radius: Span = field(default_factory=lambda: [0.5, 1.5])
+    mild_gaussian_sigma: Span = field(default_factory=lambda: [0.3, 0.9])
+    mild_shake_extent: PositiveSpan = field(default_factory=lambda: [1.5, 6.0])
+    motion_families: Annotated[list[MotionFamily], Range(nonempty=True)] = field(
+        default_factory=lambda: ["smooth_walk", "jittery_walk", "boracchi_foi", "linear"])
+    defocus_blades: Annotated[list[int], Range(pair=True, ge=3)] = field(
+        default_factory=lambda: [5, 9])  # polygonal aperture
+    defocus_round_probability: Share = 0.3     # share of round apertures instead
+    defocus_spherical: Annotated[list[float], Range(pair=True, ge=0, le=1)] = field(
+        default_factory=lambda: [0.0, 0.4])  # |aberration|
+    defocus_depth_probability: Share = 0.2     # share of defocus that ramps with depth
+    # shot and read noise: fractions of full scale, in linear light
+    shot_noise: NoiseSpan = field(default_factory=lambda: [0.0, 0.01])
+    read_noise: NoiseSpan = field(default_factory=lambda: [0.0, 0.002])
+    jpeg_probability: Share = 0.3
+    jpeg_quality: Annotated[list[int], Range(pair=True, ge=1, le=100)] = field(
+        default_factory=lambda: [70, 95])
+    highlight_probability: Share = 0.2
+    highlight_gain: Annotated[list[float], Range(pair=True, ge=1)] = field(  # above full scale
+        default_factory=lambda: [1.5, 4.0])
+    highlight_share: Annotated[list[float], Range(pair=True, ge=0, le=0.5)] = field(
+        default_factory=lambda: [0.001, 0.01])  # of the brightest pixels
 
 
 @dataclass
@@ -54,10 +113,10 @@ class SampleConfig:
     images: list[str] = field(
         default_factory=lambda: [
             "astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina",
-            "hubble_deep_field", "motorcycle_left", "motorcycle_right",
+            "hubble_deep_field", "motorcycle_left", "motorcycle_right", "brick", "grass", "gravel",
         ]
     )
-    max_side: int = 512
+    max_side: Annotated[int, Range(ge=16)] = 512
 
 
 @dataclass
@@ -74,7 +133,7 @@ class FolderConfig:
     """Any local folder or s3:// prefix of sharp photos, blurred like the sample."""
 
     path: str = "data/external/photos"
-    max_side: int = 1024
+    max_side: Annotated[int, Range(ge=16)] = 1024
     endpoint_url: str = ""
 
 
@@ -95,13 +154,13 @@ class UnsplashConfig:
 class DataConfig:
     """Where pairs come from."""
 
-    source: Literal["sample", "gopro", "folder", "unsplash"] = "sample"
+    source: SourceName = "sample"
     synth: SynthConfig = field(default_factory=SynthConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     gopro: GoproConfig = field(default_factory=GoproConfig)
     folder: FolderConfig = field(default_factory=FolderConfig)
     unsplash: UnsplashConfig = field(default_factory=UnsplashConfig)
-    max_pixels: int = 40_000_000
+    max_pixels: int = 64_000_000   # one limit for ingest, rectify, deblur and serve
 
 
 @dataclass
@@ -109,7 +168,7 @@ class ValidateConfig:
     """The great-expectations quality gate."""
 
     min_side: int = 64
-    max_quarantine_fraction: float = 0.2
+    max_quarantine_fraction: Share = 0.2
     min_sharpness_ratio: float = 1.0
     near_duplicate_bits: int = 8  # perceptual hashes at most this many bits apart
 
@@ -118,27 +177,29 @@ class ValidateConfig:
 class PreprocessConfig:
     """Resize (longest side cap, aspect kept, antialiased)."""
 
-    max_side: int = 512
+    max_side: Annotated[int, Range(ge=16)] = 512
 
 
 @dataclass
 class SplitConfig:
     """Deterministic split by scene."""
 
-    train: float = 0.8
-    val: float = 0.1
-    test: float = 0.1
-    min_test_scenes: int = 3    # the test split holds at least this many scenes (when there are)
+    train: Share = 0.8
+    val: Share = 0.1
+    test: Share = 0.1
+    # the test split holds at least this many scenes (when there are)
+    min_test_scenes: Annotated[int, Range(ge=0)] = 3
 
 
 @dataclass
 class ModelConfig:
     """Architectures, chosen by name through gir.nn' registry."""
 
-    generator: str = "nafnet"
-    generator_args: dict[str, Any] = field(default_factory=dict)
-    discriminator: str = "patchgan"
-    discriminator_args: dict[str, Any] = field(default_factory=dict)
+    generator: GeneratorName = "nafnet"
+    generator_args: dict[str, Any] = field(default_factory=lambda: {"width": 16})
+    discriminator: DiscriminatorName = "patchgan"
+    discriminator_args: dict[str, Any] = field(
+        default_factory=lambda: {"base": 32, "layers": 3, "spectral_norm": True})
 
 
 @dataclass
@@ -156,32 +217,47 @@ class LossConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """More than one GPU: nodes x gpus_per_node > 1 makes the Kubeflow train task launch a
+    PyTorchJob (gir.steps.pytorchjob) whose workers run `gir train` under torchrun."""
+
+    nodes: Annotated[int, Range(ge=1)] = 1
+    gpus_per_node: Annotated[int, Range(ge=1)] = 1
+
+
+@dataclass
 class TrainConfig:
-    """Optimisation. The default finishes in a few minutes on 2 CPU cores."""
+    """Optimisation. The default fine-tunes the shipped model in a few minutes on 2 CPU cores."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    steps: int = 900
-    batch_size: int = 8
-    crop: int = 96
-    resynth: float = 0.5  # share of synthetic crops re-blurred with a fresh kernel (data.synth)
+    steps: Positive = 600
+    batch_size: Positive = 8
+    crop: Annotated[int, Range(gt=0, multiple_of=16)] = 96
+    resynth: Share = 0.5  # share of synthetic crops re-blurred with a fresh kernel (data.synth)
     # How often each data.synth kind is drawn for those fresh blurs, relative to 1 for a kind
     # not named ({motion: 2.0}: motion twice as often). Stored pairs and val/test keep the cycle.
-    resynth_weights: dict[SynthKind, float] = field(default_factory=dict)
+    resynth_weights: Annotated[dict[SynthKind, float], WEIGHTS] = field(default_factory=dict)
     init: str = "pretrained"  # warm start: pretrained | none | a model directory | models:/ URI
-    lr: float = 2e-3
-    lr_d: float = 2e-4
+    lr: Annotated[float, POSITIVE] = 3e-4
+    lr_d: Annotated[float, POSITIVE] = 2e-4
+    betas: Betas = field(default_factory=lambda: [0.9, 0.99])     # AdamW, generator
+    betas_d: Betas = field(default_factory=lambda: [0.5, 0.999])  # AdamW, discriminator
+    # linear warm-up steps; 0 = a tenth of train.steps, at most 100
+    warmup: Annotated[int, Range(ge=0)] = 0
+    lr_floor: Share = 0.01  # the cosine decay ends at this share of the peak lr
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     adversarial_start: int = 400
-    ema_decay: float = 0.999
+    ema_decay: Annotated[float, Range(ge=0, lt=1)] = 0.999
     amp: bool = True
     channels_last: bool = False
     compile: bool = False
     num_workers: int = 0
-    checkpoint_every: int = 200
-    log_every: int = 20
-    image_every: int = 300
+    checkpoint_every: Positive = 200
+    log_every: Positive = 20
+    image_every: Positive = 300
     loss: LossConfig = field(default_factory=LossConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 @dataclass
@@ -190,7 +266,8 @@ class EvaluateConfig:
 
     split: Literal["test", "val"] = "test"
     max_images: int = 0
-    references: list[str] = field(default_factory=lambda: ["blurred", "unsharp"])
+    references: list[ReferenceName] = field(default_factory=lambda: [
+        "blurred", "unsharp", "wiener", "richardson_lucy", "pretrained"])
 
 
 @dataclass
@@ -206,9 +283,20 @@ class DetectConfig:
     """The blur detector: fitted on synthetic composites, tracked and registered like the model."""
 
     seed: int = 1234
-    fit_per_image: int = 12     # composites per fitting photo (x4 for the blur-type classifier)
-    eval_per_image: int = 12    # held-out composites per photo for the F-measure / accuracy
+    fit_per_image: Positive = 12  # composites per fitting photo (x4 for the blur-type classifier)
+    eval_per_image: Positive = 12  # held-out composites per photo for the F-measure / accuracy
     model_name: str = "gir-detector"
+
+
+@dataclass
+class ServeConfig:
+    """`gir serve`: upload limits, admission control and how long results are kept."""
+
+    max_upload_mb: float = 100.0
+    max_concurrent: int = 2     # uploads decoding / detecting / deblurring at once
+    max_waiting: int = 8        # queued beyond max_concurrent; more get 503 + Retry-After
+    wait_seconds: float = 120.0
+    result_ttl_seconds: float = 3600.0
 
 
 @dataclass
@@ -217,6 +305,24 @@ class MlflowConfig:
 
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "gir"
+
+
+@dataclass
+class KubeflowConfig:
+    """The cluster side of the compiled KFP pipeline: read by pipelines/ when it compiles
+    (`gir pipeline compile|submit --set kubeflow.x=...`); no step reads it."""
+
+    checkpoint_pvc: str = ""        # an existing claim for train's checkpoints; "" = one per run
+    checkpoint_size: str = "20Gi"   # size of the per-run claim
+    storage_class: str = ""         # "" = the cluster's default class
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = "ReadWriteOnce"
+    shm_size: str = "8Gi"           # /dev/shm (memory emptyDir) of train, for loader workers
+    node_selector: dict[str, str] = field(default_factory=dict)   # train's pods
+    tolerations: list[dict[str, Any]] = field(default_factory=lambda: [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
+    # seconds before train (and its PyTorchJob) is stopped; 0 = no limit
+    train_timeout: Annotated[int, Range(ge=0, msg="must be 0 (none) or a number of seconds")] = (
+        172800)
 
 
 @dataclass
@@ -233,4 +339,6 @@ class Params:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     register: RegisterConfig = field(default_factory=RegisterConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
