@@ -210,8 +210,8 @@ def _on_cluster(trained, cluster: dict, claim) -> None:
     trained.set_env_variable("GIR_CHECKPOINT_ROOT", CHECKPOINT_MOUNT)
     kubernetes.empty_dir_mount(trained, volume_name=SHM_VOLUME, mount_path="/dev/shm",
                                medium="Memory", size_limit=cluster["shm_size"])
-    if cluster["node_selector"]:
-        kubernetes.add_node_selector_json(trained, dict(cluster["node_selector"]))
+    for label, value in cluster["node_selector"].items():
+        kubernetes.add_node_selector(trained, label_key=label, label_value=value)
     kubernetes.add_toleration_json(trained, [_toleration(t) for t in cluster["tolerations"]])
     if cluster["train_timeout"]:
         kubernetes.set_timeout(trained, cluster["train_timeout"])
