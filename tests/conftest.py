@@ -19,27 +19,29 @@ os.environ["DO_NOT_TRACK"] = "1"
 os.environ["DVC_NO_ANALYTICS"] = "1"
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-ROOT = Path(__file__).resolve().parents[1]
+# Shared helpers live in tests/helpers.py; these names stay importable from conftest for the
+# test files that still do so (import them from tests.helpers instead).
+from tests.helpers import ROOT, TINY, run_gir, tiny_params  # noqa: E402,F401
 
-# A config small enough for seconds on 2 CPU cores; used with `--set` by CLI, DVC and KFP tests.
-TINY = [
-    "data.sample.images=[astronaut, coffee, chelsea, rocket, retina]",
-    "data.sample.max_side=128",
-    "data.synth.per_image=3",
-    "preprocess.max_side=128",
-    "split.train=0.6", "split.val=0.2", "split.test=0.2", "split.min_test_scenes=1",
-    "model.generator_args={width: 8, enc_blocks: [1, 1], middle_blocks: 1, dec_blocks: [1, 1]}",
-    "model.discriminator_args={base: 8, layers: 2, spectral_norm: true}",
-    "train.steps=12", "train.batch_size=2", "train.crop=64", "train.adversarial_start=4",
-    "train.log_every=4", "train.image_every=6", "train.checkpoint_every=6",
-    "detect.fit_per_image=2", "detect.eval_per_image=2", "train.init=none",
-]
+# End-to-end files: whole pipelines, real servers, subprocess training, DVC/KFP runs. They are
+# marked `slow` here (make test-fast leaves them out; make test runs everything).
+SLOW_FILES = {
+    "test_batch_events.py", "test_batch_pipeline.py", "test_batch_s3.py", "test_batch_watch.py",
+    "test_chaos.py", "test_container.py", "test_corpus.py", "test_detect_train.py",
+    "test_dvc.py", "test_dvc_resume.py", "test_gpu_lease.py", "test_mlflow_ui.py",
+    "test_pipeline_e2e.py", "test_pipeline_kfp_local.py", "test_rest.py", "test_s3_remote.py",
+    "test_sources_pipeline.py", "test_sweep.py", "test_tracking_runs.py", "test_train_ddp.py",
+    "test_train_resume.py", "test_web_load.py",
+}
+SLOW_FOLDERS = {"e2e", "slow"}   # or put a file under tests/e2e/
 
 
-def tiny_params(*extra: str):
-    from gir.config import params_from_dict
-
-    return params_from_dict({}, TINY + list(extra))
+def pytest_collection_modifyitems(config, items):
+    """Mark every test of an end-to-end file (by name or folder) slow."""
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.name in SLOW_FILES or SLOW_FOLDERS & set(path.parent.relative_to(ROOT).parts):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

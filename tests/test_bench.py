@@ -49,7 +49,7 @@ def test_gmacs_are_counted_not_guessed():
 def test_bench_table_for_every_generator(tiny_run, tmp_path, mlflow_uri):
     from gir.benchmarks.models import bench
     from gir.nn import generator_names
-    from tests.test_models import TINY_ARGS
+    from tests.helpers import TINY_ARGS
 
     data = tiny_run.root / "data"
     result = bench(tiny_run.params, models=[f"tiny={tiny_run.root / 'models'}"],
@@ -69,7 +69,7 @@ def test_bench_table_for_every_generator(tiny_run, tmp_path, mlflow_uri):
 
 
 def test_bench_bad_input_is_one_line(tmp_path):
-    from tests.conftest import run_gir
+    from tests.helpers import run_gir
 
     proc = run_gir("bench", "--generators", "nosuch", "--no-mlflow", cwd=tmp_path, check=False)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr and "nosuch" in proc.stderr
@@ -78,7 +78,7 @@ def test_bench_bad_input_is_one_line(tmp_path):
 def test_heldout_bench_scores_models_and_references_per_kind(tiny_run, tmp_path):
     """`gir bench --heldout`: photos no pipeline trains on, fresh blurs of every kind (shake
     included), the model beside the blurred input and Wiener with the true kernel."""
-    from tests.conftest import ROOT, run_gir
+    from tests.helpers import ROOT, run_gir
 
     proc = run_gir("bench", "--heldout", "--params", str(ROOT / "params.yaml"),
                    "--model", f"tiny={tiny_run.root / 'models'}", "--per-kind", "1",

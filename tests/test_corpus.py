@@ -173,7 +173,7 @@ def test_committed_manifest_is_licensed_and_disjoint_from_the_sample_photos():
 
 @needs_dpkg
 def test_cli_reports_each_bad_photo_in_one_line_and_writes_the_rest(fake_deb, tmp_path):
-    from tests.conftest import run_gir
+    from tests.helpers import run_gir
 
     manifest, debs, _ = fake_deb
     out = tmp_path / "cli_out"

@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from tests.conftest import run_gir
+from tests.helpers import run_gir
 
 
 def _env(tiny_run):

@@ -2,40 +2,11 @@
 train.* re-runs only train and what follows it (not the independent detector stage)."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import yaml
 
-from gir.config import to_dict
-from tests.conftest import ROOT, tiny_params
-
-
-def _dvc(*args, cwd):
-    bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
-    proc = subprocess.run([str(Path(bin_dir) / "dvc"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"dvc {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
-
-
-def dvc_project(tmp_path: Path, params) -> Path:
-    """A git + DVC repo holding a copy of gir/, dvc.yaml and the given params: stages run the
-    copy, so a test may change code or params without touching the checkout."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    shutil.copytree(ROOT / "gir", repo / "gir", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", repo)
-    (repo / "params.yaml").write_text(yaml.safe_dump(to_dict(params)))
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    _dvc("init", "-q", cwd=repo)
-    _dvc("config", "core.analytics", "false", cwd=repo)
-    return repo
-
+from tests.helpers import dvc as _dvc
+from tests.helpers import dvc_project, tiny_params
 
 STAGES = ("ingest", "validate", "preprocess", "split", "train", "evaluate", "register",
           "detector")

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_gir, tiny_params
-from tests.test_dvc import _dvc, dvc_project
-from tests.test_train_resume import LOSSES, RESUME, read_log
+from tests.helpers import LOSSES, RESUME, ROOT, dvc_project, read_log, run_gir, tiny_params
+from tests.helpers import dvc as _dvc
 
 
 def _train_pid(repo: Path) -> int | None:

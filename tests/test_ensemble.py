@@ -15,7 +15,7 @@ from gir.errors import GirError
 from gir.nn import build_generator
 from gir.rectifier.ensemble import self_ensemble
 from gir.rectifier.inference import Deblurrer
-from tests.conftest import run_gir
+from tests.helpers import run_gir
 
 H, W = 37, 53   # odd and not square: a transposed view has another shape
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import tiny_params
-from datatrees import (FOLDER_EXPECT, GOPRO_EXPECT, make_folder_tree, make_gopro_tree,
-                       tree_hashes)
 
+from datatrees import FOLDER_EXPECT, GOPRO_EXPECT, make_folder_tree, make_gopro_tree, tree_hashes
+from gir.data.manifest import read_manifest
 from gir.errors import GateFailed
 from gir.steps.ingest import ingest
-from gir.data.manifest import read_manifest
 from gir.steps.validate import validate
+from tests.helpers import tiny_params
 
 
 def _gate(params, tmp_path: Path):

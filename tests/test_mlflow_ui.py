@@ -4,45 +4,22 @@ registered version's page shows the model card."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.test_web import CHROMIUM, CHROMIUM_ARGS, free_port
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, free_port, serving
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(tiny_run, tmp_path_factory):
-    port = free_port()
+    url = f"http://127.0.0.1:{free_port()}"
     log = tmp_path_factory.mktemp("mlflow_server") / "server.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tiny_run.uri,
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            cwd=tiny_run.root, stdout=fh, stderr=fh, env={**os.environ},
-            start_new_session=True)   # its uvicorn and job-runner children go with it
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(url + "/health", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    raise AssertionError(log.read_text())
-                time.sleep(0.5)
-        else:
-            raise AssertionError("mlflow server did not start:\n" + log.read_text())
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tiny_run.uri,
+           "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1], "--workers", "1"]
+    with serving(cmd, url + "/health", log, cwd=tiny_run.root, timeout=120):
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 @pytest.mark.browser

@@ -5,15 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gir.nn import losses
-from gir.nn import build_discriminator, build_generator, for_inference, generator_names
+from gir.nn import build_discriminator, build_generator, for_inference, generator_names, losses
+from tests.helpers import TINY_ARGS
 
-# Tiny widths: the architectures, not their capacity, are under test.
-TINY_ARGS = {
-    "nafnet": {"width": 8, "enc_blocks": [1, 1], "middle_blocks": 1, "dec_blocks": [1, 1]},
-    "fourier_unet": {"width": 8, "depth": 2, "middle_blocks": 1, "every_level": True},
-    "resnet": {"width": 8, "n_blocks": 2},
-}
+# Tiny widths (tests/helpers.py TINY_ARGS): the architectures, not their capacity, are under test.
 
 
 def test_every_registered_generator_is_covered():

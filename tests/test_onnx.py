@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import run_gir
+from tests.helpers import run_gir
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,7 @@ def test_promotion_compares_on_the_same_test_data(tiny_run, tmp_path, monkeypatc
 def test_promote_by_hand_moves_the_alias(tiny_run, tmp_path):
     import shutil
 
-    from tests.conftest import run_gir
+    from tests.helpers import run_gir
 
     shutil.copy(tiny_run.root / "mlflow.db", tmp_path / "p.db")
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'p.db'}"}

@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_gir, tiny_params
-from datatrees import make_folder_tree, run_pipeline, tree_hashes
 
+from datatrees import make_folder_tree, run_pipeline, tree_hashes
 from gir.data.manifest import read_manifest
+from tests.helpers import run_gir, tiny_params
 
 CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
          "AWS_DEFAULT_REGION": "us-east-1"}

@@ -69,7 +69,7 @@ def test_default_chain_falls_back_to_the_shipped_model_without_creating_a_store(
 
 
 def test_warm_start_loads_the_shipped_weights_and_refuses_another_architecture(fake_shipped):
-    from tests.conftest import tiny_params
+    from tests.helpers import tiny_params
     from gir.steps.train import Trainer
 
     init = resolve.resolve_init("pretrained")
@@ -88,7 +88,7 @@ def test_warm_start_loads_the_shipped_weights_and_refuses_another_architecture(f
 def test_warm_start_grows_a_nafnet_by_identity_blocks(fake_shipped, capsys):
     """model.generator_args with more blocks than the init: the new ones start as the identity,
     so the grown generator computes what the shipped one does; fewer blocks is refused."""
-    from tests.conftest import tiny_params
+    from tests.helpers import tiny_params
     from gir.steps.train import Trainer
 
     init = resolve.resolve_init("pretrained")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_gir, tiny_params
-from datatrees import make_gopro_tree, photo, save
 
 import gir.data.facts
+from datatrees import make_gopro_tree, photo, save
+from gir.data.manifest import read_manifest, resolve
 from gir.errors import GirError
 from gir.steps.ingest import ingest
-from gir.data.manifest import read_manifest, resolve
+from tests.helpers import run_gir, tiny_params
 
 
 def test_gopro_variant_and_limits(tmp_path):

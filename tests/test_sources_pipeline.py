@@ -5,12 +5,12 @@ folder is the same code with a local filesystem; it is gated in tests/test_gate_
 from __future__ import annotations
 
 import pytest
-from conftest import tiny_params
-from datatrees import make_gopro_tree, run_pipeline
 from mlflow import MlflowClient
 
 import gir.data.sources.unsplash as unsplash
+from datatrees import make_gopro_tree, run_pipeline
 from gir.data.manifest import read_manifest
+from tests.helpers import tiny_params
 
 pytestmark = pytest.mark.slow
 # The data path is what is under test here: the shortest training that still registers.
@@ -43,7 +43,7 @@ def test_gopro_to_registered_model(tmp_path, mlflow_uri):
 
 
 def test_unsplash_to_registered_model(tmp_path, mlflow_uri, monkeypatch):
-    from test_sources_unsplash import KEY, FakeUnsplash
+    from datatrees import KEY, FakeUnsplash
 
     api = FakeUnsplash(n_photos=5)
     monkeypatch.setattr(unsplash, "SLEEP", lambda s: None)

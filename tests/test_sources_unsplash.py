@@ -3,98 +3,14 @@ rate-limit headers, 403 when the hour's quota is spent, download tracking, attri
 
 from __future__ import annotations
 
-import json
-import threading
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
-from conftest import run_gir, tiny_params
-from datatrees import PHOTOS, jpeg_bytes, photo
 
 import gir.data.sources.unsplash as unsplash
+from datatrees import KEY, FakeUnsplash
+from gir.data.manifest import read_manifest
 from gir.errors import GirError
 from gir.steps.ingest import ingest
-from gir.data.manifest import read_manifest
-
-KEY = "test-key-SECRET-0123"
-
-
-class FakeUnsplash:
-    """State of the fake API: photos, hourly quota, and a log of what was asked."""
-
-    def __init__(self, n_photos: int = 7, quota: int = 1000, report_remaining: bool = True):
-        self.n, self.quota, self.left = n_photos, quota, quota
-        self.report_remaining = report_remaining
-        self.log: list[tuple[str, str]] = []  # (path, Authorization header)
-        self.tracked: list[str] = []
-        self.forbidden = 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def hour_passes(self) -> None:
-        self.left = self.quota
-
-    def photo_json(self, i: int) -> dict:
-        pid = f"ph{i}"
-        return {"id": pid,
-                "urls": {s: f"{self.url}/img/{pid}.jpg" for s in ("regular", "small", "full")},
-                "links": {"html": f"https://unsplash.com/photos/{pid}",
-                          "download_location": f"{self.url}/photos/{pid}/download?ixid=t"},
-                "user": {"name": f"Author {i}", "username": f"a{i}",
-                         "links": {"html": f"https://unsplash.com/@a{i}"}}}
-
-    def _handler(self):
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code: int, body: bytes, ctype="application/json", headers=None):
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                url = urllib.parse.urlsplit(self.path)
-                auth = self.headers.get("Authorization", "")
-                api.log.append((url.path, auth))
-                if url.path.startswith("/img/"):
-                    i = int(url.path.split("/img/ph")[1].split(".")[0])
-                    return self._send(200, jpeg_bytes(photo(PHOTOS[i % len(PHOTOS)], shift=i)),
-                                      "image/jpeg")
-                if auth != f"Client-ID {KEY}":
-                    return self._send(401, b'{"errors":["OAuth error: invalid token"]}')
-                if api.left <= 0:
-                    api.forbidden += 1
-                    return self._send(403, b"Rate Limit Exceeded", "text/plain",
-                                      {"X-Ratelimit-Limit": str(api.quota),
-                                       "X-Ratelimit-Remaining": "0"})
-                api.left -= 1
-                headers = {"X-Ratelimit-Limit": str(api.quota)}
-                if api.report_remaining:
-                    headers["X-Ratelimit-Remaining"] = str(api.left)
-                if url.path == "/search/photos":
-                    q = urllib.parse.parse_qs(url.query)
-                    page, per = int(q["page"][0]), int(q["per_page"][0])
-                    ids = range((page - 1) * per, min(page * per, api.n))
-                    body = {"total": api.n, "total_pages": -(-api.n // per),
-                            "results": [api.photo_json(i) for i in ids]}
-                    return self._send(200, json.dumps(body).encode(), headers=headers)
-                if url.path.endswith("/download"):
-                    pid = url.path.split("/")[2]
-                    api.tracked.append(pid)
-                    return self._send(200, json.dumps({"url": f"{api.url}/img/{pid}.jpg"}).encode(),
-                                      headers=headers)
-                return self._send(404, b"{}")
-
-        return Handler
+from tests.helpers import run_gir, tiny_params
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from gir.data.manifest import COLUMNS, read_manifest, resolve, sha256_file
 from gir.steps.preprocess import preprocess
 from gir.steps.split import assign_scenes, split
 from gir.steps.validate import validate
-from tests.conftest import tiny_params
+from tests.helpers import tiny_params
 
 
 @pytest.fixture(scope="module")

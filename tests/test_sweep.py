@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from gir.config import to_dict
-from tests.conftest import ROOT, run_gir, tiny_params
-from tests.test_dvc import _dvc, dvc_project
+from tests.helpers import ROOT, dvc_project, run_gir, tiny_params
+from tests.helpers import dvc as _dvc
 
 GRID = ["--grid", "train.loss.adversarial=[none, lsgan]", "--grid", "train.lr=[0.001, 0.004]"]
 

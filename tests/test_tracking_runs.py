@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from tests.test_train_resume import read_log, train_cmd, write_params
+from tests.helpers import read_log, train_cmd, write_params
 
 
 def _client(uri: str):

@@ -289,6 +289,22 @@ class DetectConfig:
 
 
 @dataclass
+class BatchConfig:
+    """Batches (gir rectify|deblur over folders and prefixes, gir watch, S3 events)."""
+
+    workers: Positive = 4
+    min_side: Annotated[int, Range(ge=1)] = 16
+    deadline_s: Annotated[float, Range(ge=0, msg="must be 0 (none) or a number of seconds")] = 0.0
+    connect_timeout_s: Annotated[float, POSITIVE] = 5.0
+    read_timeout_s: Annotated[float, POSITIVE] = 30.0
+    attempts: Positive = 2
+    storage_errors_to_stop: Positive = 3
+    lease_s: Annotated[float, POSITIVE] = 600.0
+    temp_max_age_s: Annotated[float, Range(ge=0, msg="must be 0 (never) or a number of seconds")] = (
+        3600.0)
+
+
+@dataclass
 class ServeConfig:
     """`gir serve`: upload limits, admission control and how long results are kept."""
 
@@ -339,6 +355,7 @@ class Params:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     register: RegisterConfig = field(default_factory=RegisterConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     kubeflow: KubeflowConfig = field(default_factory=KubeflowConfig)
