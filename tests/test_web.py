@@ -61,7 +61,9 @@ def test_api_rectifies_a_blurred_upload(client):
     r = client.post("/api/rectify", files={"file": ("../../etc/evil name.png", png, "image/png")})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["blurred"] and body["blur_type"] == "motion" and body["action"] == "deblurred"
+    assert body["blurred"] and body["blur_type"] == "motion"
+    assert body["action"] == f"deblurred (motion blur, confidence {body['confidence']:.2f})"
+    assert "textured tiles look blurred" in body["reason"]
     assert body["download_name"] == "evil_name-rectified.png"
     result = client.get(body["urls"]["result"])
     assert result.headers["content-type"] == "image/png"
@@ -73,11 +75,11 @@ def test_api_runs_the_self_ensemble_a_request_asks_for(client):
     expect = np.clip(photo.astype(int) + 3 * 8, 0, 255)
     body = client.post("/api/rectify", files={"file": ("a.png", encode_png(photo))},
                        data={"ensemble": "8"}).json()
-    assert body["action"] == "deblurred (8-view self-ensemble)" and body["ensemble"] == 8
+    assert body["action"].endswith(", 8-view self-ensemble)") and body["ensemble"] == 8
     result = decode_image(client.get(body["urls"]["result"]).content)[0]
     assert np.array_equal(result, expect)
     plain = client.post("/api/rectify", files={"file": ("a.png", encode_png(photo))}).json()
-    assert plain["ensemble"] == 1 and plain["action"] == "deblurred"   # the server's default
+    assert plain["ensemble"] == 1 and "view" not in plain["action"]   # the server's default
     r = client.post("/api/rectify", files={"file": ("a.png", encode_png(photo))},
                     data={"ensemble": "3"})
     assert r.status_code == 400 and r.json()["detail"] == "ensemble: 3 is not one of 1, 2, 4, 8"
@@ -90,7 +92,8 @@ def test_api_runs_the_self_ensemble_a_request_asks_for(client):
 def test_api_leaves_a_sharp_upload_untouched(client):
     sharp = load_sample_image("astronaut")[::2, ::2][:256, :256]
     body = client.post("/api/rectify", files={"file": ("a.png", encode_png(sharp))}).json()
-    assert body["blurred"] is False and body["action"].startswith("untouched")
+    assert body["blurred"] is False and body["action"] == "untouched (not blurred)"
+    assert "sharp enough" in body["reason"] or body["reason"]
     assert np.array_equal(decode_image(client.get(body["urls"]["result"]).content)[0], sharp)
 
 
@@ -109,6 +112,85 @@ def test_api_refuses_other_image_formats(client):
     Image.new("RGB", (32, 32)).save(buf, format="GIF")
     r = client.post("/api/rectify", files={"file": ("x.gif", buf.getvalue(), "image/gif")})
     assert r.status_code == 415 and "not accepted" in r.json()["detail"]
+
+
+def test_api_refuses_a_chunked_body_over_the_limit_while_it_streams(client):
+    sent = []
+
+    def body():
+        for _ in range(100):            # 100 x 10 kB, no Content-Length: chunked
+            sent.append(1)
+            yield b"--x\r\n" + b"y" * 10_000
+    r = client.post("/api/rectify", content=body(),
+                    headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 413 and "the limit is 0.3 MB" in r.json()["detail"], r.text
+    assert len(sent) < 60               # refused on the way in, not after taking it all
+    declared = client.post("/api/rectify", content=b"z" * 500_000,
+                           headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert declared.status_code == 413
+    assert declared.json()["detail"] == "upload is 0.5 MB; the limit is 0.3 MB"
+
+
+def test_api_answers_busy_with_503_and_retry_after(client):
+    admission = client.app.state.admission
+    png = encode_png(blurred_photo())
+    held = [admission.slot() for _ in range(admission.running + admission.waiting)]
+    for h in held:
+        h.__enter__()
+    try:
+        r = client.post("/api/rectify", files={"file": ("a.png", png)})
+    finally:
+        for h in held:
+            h.__exit__(None, None, None)
+    assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1
+    assert "busy" in r.json()["detail"]
+    assert client.post("/api/rectify", files={"file": ("a.png", png)}).status_code == 200
+
+
+def test_results_live_for_their_configured_age():
+    from fastapi.testclient import TestClient
+
+    from gir.serving.webapp import Limits, create_app
+
+    app = create_app(limits=Limits(result_ttl_seconds=1.0), deblurrer=Brighten())
+    client = TestClient(app)
+    sharp = load_sample_image("astronaut")[:128, :128]
+    urls = [client.post("/api/rectify", files={"file": ("a.png", encode_png(sharp))}).json()
+            ["urls"] for _ in range(20)]
+    assert all(client.get(u["result"]).status_code == 200 for u in urls)   # not "last 16"
+    time.sleep(1.2)
+    r = client.get(urls[0]["map"])
+    assert r.status_code == 404 and "kept for 1 s" in r.json()["detail"]
+    assert not any(app.state.store.root.iterdir())          # the files went with them
+    app.state.store.close()
+    assert not app.state.store.root.exists()
+
+
+def test_one_pixel_limit_from_params_admits_camera_photos():
+    from gir.config import load_params
+    from gir.serving.webapp import Limits, check_upload
+
+    params = load_params()
+    limits = Limits.from_params(params)
+    assert limits.max_pixels == params.data.max_pixels >= 50_000_000
+    assert limits.max_bytes == params.serve.max_upload_mb * 1e6
+    for w, h in [(4928, 3264), (4096, 4096)]:
+        buf = io.BytesIO()
+        Image.new("RGB", (w, h), (90, 120, 150)).save(buf, format="JPEG", quality=80)
+        rgb, _ = check_upload(buf.getvalue(), "camera", limits)
+        assert rgb.shape == (h, w, 3)
+
+
+def test_error_types_carry_their_http_status():
+    from gir.data.imageio import decode_image
+    from gir.errors import BadImageError, BusyError, GirError, TooLargeError
+
+    with pytest.raises(TooLargeError) as big:
+        decode_image(encode_png(np.zeros((20, 20, 3), np.uint8)), "x", max_pixels=100)
+    with pytest.raises(BadImageError) as bad:
+        decode_image(b"not an image", "x")
+    assert (big.value.status, bad.value.status, BusyError("b").status, GirError().status) == \
+        (413, 400, 503, 400)
 
 
 # ----------------------------------------------------------------------------- the browser
@@ -182,6 +264,7 @@ def test_browser_upload_see_result_download(server, tmp_path):
             assert page.inner_text("#verdict") == "blurred"
             assert page.inner_text("#blur-type") == "motion"
             assert page.inner_text("#confidence").endswith("%")
+            assert "blurred" in page.inner_text("#reason")            # why, in words
             for img in ("#before", "#after", "#map"):
                 page.wait_for_function(f"document.querySelector('{img}').naturalWidth === 256")
             page.fill("#slider", "20")

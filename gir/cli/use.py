@@ -231,9 +231,11 @@ def _serve_args(p):
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--max-mb", type=float, default=20, help="upload size limit (default 20 MB)")
-    p.add_argument("--max-megapixels", type=float, default=16,
-                   help="pixel-count limit per image (default 16)")
+    add_params(p)
+    p.add_argument("--max-mb", type=float, default=None,
+                   help="upload size limit in MB (default: params serve.max_upload_mb)")
+    p.add_argument("--max-megapixels", type=float, default=None,
+                   help="pixel-count limit per image (default: params data.max_pixels)")
     p.add_argument("--events-source", default=None, metavar="s3://BUCKET/PREFIX/",
                    help="accept S3 event notifications (MinIO webhook, SNS, EventBridge) at "
                         "POST /api/events/s3 for objects under this prefix; the token comes "
@@ -253,12 +255,17 @@ def cmd_serve(args) -> int:
     from gir.serving.events import EVENTS_PATH, EventsConfig
     from gir.serving.webapp import Limits, create_app
 
-    limits = Limits(int(args.max_mb * 1e6), int(args.max_megapixels * 1e6))
+    limits = Limits.from_params(
+        params_from_args(args), max_bytes=args.max_mb and int(args.max_mb * 1e6),
+        max_pixels=args.max_megapixels and int(args.max_megapixels * 1e6))
     events = None
     if args.events_source or args.events_dest:
         if not (args.events_source and args.events_dest):
             raise GirError("--events-source and --events-dest go together")
-        events = EventsConfig(args.events_source, args.events_dest, args.events_task)
+        from gir.cli.batch import batch_options
+
+        events = EventsConfig(args.events_source, args.events_dest, args.events_task,
+                              options=batch_options(args))
     say(f"serve: http://{args.host}:{args.port}/")
     if events:
         say(f"serve: S3 events for {events.source} -> {events.dest} at "

@@ -20,9 +20,9 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from gir.errors import BadImageError
+from gir.errors import BadImageError, TooLargeError
 
-DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_PIXELS = 64_000_000   # == params data.max_pixels (the schema's default)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 
 # We enforce our own pixel limit with a clear message; PIL's own bomb check stays as a backstop.
@@ -84,12 +84,12 @@ def decode_image(
     except UnidentifiedImageError:
         raise BadImageError(f"{name}: not an image (unrecognised format)") from None
     except Image.DecompressionBombError:
-        raise BadImageError(f"{name}: refused, too many pixels (decompression bomb)") from None
+        raise TooLargeError(f"{name}: refused, too many pixels (decompression bomb)") from None
     except Exception as exc:  # e.g. a header cut short
         raise BadImageError(f"{name}: truncated or corrupt ({exc})") from None
     w, h = img.size
     if w * h > max_pixels:
-        raise BadImageError(
+        raise TooLargeError(
             f"{name}: refused, {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} "
             "(decompression bomb guard, data.max_pixels)"
         )

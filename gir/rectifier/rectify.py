@@ -1,31 +1,77 @@
 """`gir rectify`: detect -> classify -> deblur, only for the photos that are blurred.
 
+:meth:`Rectifier.rectify` is the one detect-then-deblur rule: `gir rectify`, the batch (folders,
+prefixes, `gir watch`, the S3-event endpoint) and the web page all call it. The detector
+decides (at its operating point, ``detect.false_alarm_rate``); this module only acts on the
+decision and says why, in words a person can read.
+
 Each input gets OUTDIR/<stem>.png and OUTDIR/<stem>.json (the decisions: blur map, blurred
-fraction, blur type and confidence, and what was done). A photo the detector calls sharp is
-written back pixel for pixel ("untouched"); the model is loaded only when some photo needs it.
-OUTDIR/rectify_report.json lists every input, including the ones that could not be read.
+fraction, blur type and confidence, what was done and why). A photo the detector calls sharp
+is written back pixel for pixel ("untouched"); the model is loaded only when some photo needs
+it. OUTDIR/rectify_report.json lists every input, including the ones that could not be read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from gir.rectifier.deblur import deblur_files, output_name
 from gir.data.imageio import write_text_atomic
+from gir.rectifier.deblur import deblur_files, output_name
+
+
+def reason_of(det) -> str:
+    """Why the detector called the photo blurred or sharp, in one sentence for the page."""
+    given = getattr(det, "reason", None)   # a detector that explains itself is quoted as is
+    if given:
+        return str(given)
+    if det.flat_fraction >= 1.0:
+        return "nothing to judge blur by: the whole photo is flat (no texture or edges)"
+    share = f"{det.blurred_fraction:.0%} of the textured tiles look blurred"
+    flat = f" ({det.flat_fraction:.0%} of the photo is flat)" if det.flat_fraction >= 0.05 else ""
+    if det.blurred:
+        return f"{share}{flat}; {det.blur_type} blur, confidence {det.confidence:.0%}"
+    return f"only {share}{flat}: sharp enough to leave as it is"
+
+
+@dataclass
+class Decision:
+    """What the one rule decided for one photo, and why."""
+
+    detection: object          # gir.rectifier.detect.Detection
+    deblurred: bool
+    action: str
+    reason: str
+    ensemble: int | None       # views of the self-ensemble that deblurred it (None: untouched)
+    seconds: float
+
+    def report(self, with_map: bool = True) -> dict:
+        """The JSON decisions (as written next to each output and answered by the web page)."""
+        det = self.detection.report()
+        if not with_map:
+            det.pop("map", None)
+        return {**det, "action": self.action, "reason": self.reason,
+                "ensemble": self.ensemble, "seconds": round(self.seconds, 3)}
 
 
 class Rectifier:
-    """The per-image transform handed to deblur_files: decide, then deblur or pass through."""
+    """Decide, then deblur or pass through; also the per-image transform of deblur_files.
 
-    def __init__(self, load_deblurrer, detector, out_dir: Path | None = None):
+    load_deblurrer() is called on the first blurred photo only. `lock`, when given, is held
+    around each deblurring (the web server runs one model call at a time).
+    """
+
+    def __init__(self, load_deblurrer, detector, out_dir: Path | None = None, lock=None):
         self._load = load_deblurrer
         self.detector = detector
         self._deblurrer = None
         self.out_dir = out_dir
+        self.lock = lock or contextlib.nullcontext()
         self.reports: list[dict] = []
 
     def __call__(self, rgb: np.ndarray, src: str) -> np.ndarray:
@@ -35,35 +81,48 @@ class Rectifier:
         self.reports.append(report)
         return out
 
-    def decide(self, rgb: np.ndarray, src: str, output: str) -> tuple[np.ndarray, dict]:
-        """(output image, decisions report) for one photo; writes nothing (batches write)."""
+    def rectify(self, rgb: np.ndarray, wrap=None) -> tuple[np.ndarray, Decision]:
+        """(output image, decision) for one photo: the one detect-then-deblur rule.
+
+        wrap(deblurrer) -> deblurrer, when given, adapts the loaded model for this photo
+        (the web page's per-request self-ensemble)."""
         from gir.rectifier.detect import detect
 
         start = time.perf_counter()
         det = detect(rgb, self.detector)
-        report = {"input": str(src), "output": output,
-                  "width": int(rgb.shape[1]), "height": int(rgb.shape[0]), **det.report()}
+        views = None
         if det.blurred:
-            if self._deblurrer is None:
-                self._deblurrer = self._load()
-            out = self._deblurrer(rgb)
-            report["action"] = f"deblurred ({det.blur_type} blur, confidence {det.confidence:.2f})"
+            with self.lock:
+                if self._deblurrer is None:
+                    self._deblurrer = self._load()
+                model = wrap(self._deblurrer) if wrap else self._deblurrer
+                out = model(rgb)
+            views = int(getattr(model, "ensemble", 1) or 1)
+            extra = f", {views}-view self-ensemble" if views > 1 else ""
+            action = f"deblurred ({det.blur_type} blur, confidence {det.confidence:.2f}{extra})"
         else:
-            out = rgb
-            report["action"] = "untouched (not blurred)"
-        report["seconds"] = round(time.perf_counter() - start, 3)
+            out, action = rgb, "untouched (not blurred)"
+        return out, Decision(det, bool(det.blurred), action, reason_of(det), views,
+                             time.perf_counter() - start)
+
+    def decide(self, rgb: np.ndarray, src: str, output: str) -> tuple[np.ndarray, dict]:
+        """(output image, decisions report) for one photo; writes nothing (batches write)."""
+        out, decision = self.rectify(rgb)
+        report = {"input": str(src), "output": output,
+                  "width": int(rgb.shape[1]), "height": int(rgb.shape[0]), **decision.report()}
         return out, report
 
 
 def rectify_files(inputs: list[str], out_dir: str | Path, load_deblurrer, detector,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, max_pixels: int | None = None) -> dict:
     """Rectify each input into out_dir; returns (and writes) the batch report.
 
     load_deblurrer() is called once, on the first blurred photo; detector is a loaded Detector.
     """
     out_dir = Path(out_dir)
     rectifier = Rectifier(load_deblurrer, detector, out_dir)
-    result = deblur_files(inputs, out_dir, None, progress=progress, transform=rectifier)
+    limit = {"max_pixels": max_pixels} if max_pixels else {}
+    result = deblur_files(inputs, out_dir, None, progress=progress, transform=rectifier, **limit)
     summary = {"images": rectifier.reports,
                "failed": [{"input": src, "reason": why} for src, why in result.failed],
                "deblurred": sum(r["action"].startswith("deblurred") for r in rectifier.reports),

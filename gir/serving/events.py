@@ -12,6 +12,10 @@ MinIO's ``auth_token`` setting sends), ``Authorization: <token>``, or ``?token=`
 which cannot set headers). Without it the answer is 401 and nothing is read. A notification
 naming any object outside the configured source prefix is refused whole (403). HEAD answers 200
 with nothing, for MinIO's reachability check.
+
+A photo that fails (a poison pill) is a "failed" entry of a 200 answer, ledgered, never a 500:
+a redelivery does not retry it. The endpoint claims each object with the same leases as
+`gir watch`, so replicas of both can share one prefix.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoint's annotations (Request)
@@ -38,6 +42,7 @@ class EventsConfig:
     dest: str
     task: str = "rectify"
     token: "str | None" = None
+    options: "object | None" = None   # a gir.rectifier.batch.BatchOptions (params batch.*)
 
     def __post_init__(self):
         if not self.source.startswith("s3://"):
@@ -77,15 +82,23 @@ def token_of(request) -> str:
         request.query_params.get("token", "")
 
 
-def events_router(cfg: EventsConfig, slot, get_detector):
-    """The APIRouter for EVENTS_PATH; slot is the app's ModelSlot, get_detector() the detector."""
+def events_router(cfg: EventsConfig, slot, get_detector, max_pixels: "int | None" = None):
+    """The APIRouter for EVENTS_PATH; slot is the app's ModelSlot, get_detector() the detector,
+    max_pixels the server's pixel limit (data.max_pixels, shared with the page and the CLI)."""
     from fastapi import APIRouter, HTTPException, Request
     from fastapi.responses import Response
 
-    from gir.rectifier.batch import run_batch
+    from gir.data.storage import Location, one_line
+    from gir.rectifier.batch import BatchOptions, run_batch
+    from gir.rectifier.ledger import Leases
 
     router = APIRouter()
-    lock = threading.Lock()   # one batch at a time: two events never race on one object
+    lock = threading.Lock()   # one batch at a time in this process; leases cover replicas
+    opts = cfg.options or BatchOptions()
+    dest = Location(cfg.dest)
+    if opts.temp_max_age_s > 0:
+        dest.sweep_temp(opts.temp_max_age_s)
+    leases = Leases(dest, opts.lease_s)
 
     @router.head(EVENTS_PATH)
     def alive():
@@ -119,16 +132,17 @@ def events_router(cfg: EventsConfig, slot, get_detector):
         def work():
             with lock:
                 return run_batch([cfg.source], cfg.dest, cfg.task, slot,
-                                 get_detector() if cfg.task == "rectify" else None,
-                                 only=rels, report_name=None)
+                                 get_detector() if cfg.task == "rectify" else None, opts,
+                                 only=rels, report_name=None, leases=leases, temp_max_age_s=0,
+                                 **({"max_pixels": max_pixels} if max_pixels else {}))
         try:
             report = await run_in_threadpool(work)
-        except GirError as exc:
-            raise HTTPException(503, str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - no model, store down: the sender retries
+            raise HTTPException(503, one_line(exc)) from None
         c = report["counts"]
         print(f"gir serve: event: {c['written']} written, {c['failed']} failed, "
               f"{c['skipped']} unchanged", file=sys.stderr)
-        return {k: report[k] for k in ("written", "failed", "skipped", "model")} | {
-            "ignored": ignored}
+        return {k: report[k] for k in ("written", "failed", "skipped", "model",
+                                       "not_processed")} | {"ignored": ignored}
 
     return router

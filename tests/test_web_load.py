@@ -1,0 +1,153 @@
+"""`gir serve` under load: 20 concurrent uploads against a real uvicorn on 127.0.0.1.
+
+The server runs the shipped model with serve.max_concurrent=2 and a short queue. Every request
+must get 200 or 503 (with Retry-After), never anything else; every 200's three PNGs must stay
+fetchable; and the server's peak memory (psutil, sampled every 20 ms over the run) must stay
+under the bound that docs/serving.md documents (gir.serving.webapp.memory_bound_mb).
+Moderate photos (0.5 MP) keep it under a minute on 2 cores; the 16 MP numbers in
+docs/serving.md come from the same helpers run by hand (see run_load below).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gir.data.blur import degrade, random_blur
+from gir.data.imageio import encode_png
+from gir.data.sources.sample import load_sample_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def photo(h: int, w: int, blurred: bool, seed: int) -> bytes:
+    """A PNG of h x w: a tiled sample photo, motion-blurred or as it is (detect only)."""
+    base = load_sample_image("coffee" if seed % 2 else "astronaut")
+    rgb = np.tile(base, (h // base.shape[0] + 1, w // base.shape[1] + 1, 1))[:h, :w].copy()
+    if blurred:
+        rng = np.random.default_rng(seed)
+        rgb = degrade(rgb, random_blur("motion", rng, motion_length=(13, 15)), rng)
+    return encode_png(rgb)
+
+
+def start_server(port: int, sets: list[str], log: Path) -> subprocess.Popen:
+    """`gir serve` with the shipped model on a loopback port; returns once it answers."""
+    args = [sys.executable, "-m", "gir", "serve", "--model", "pretrained", "--device", "cpu",
+            "--port", str(port)] + [a for s in sets for a in ("--set", s)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            env={**os.environ, "OMP_NUM_THREADS": "2"})
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/limits", timeout=1)
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise AssertionError(log.read_text())
+            time.sleep(0.5)
+    proc.kill()
+    raise AssertionError("server did not come up:\n" + log.read_text())
+
+
+class PeakRss:
+    """Samples a process's resident memory (with its children) until stopped; .peak in bytes."""
+
+    def __init__(self, pid: int, every: float = 0.02):
+        import psutil
+
+        self.proc, self.every, self.peak = psutil.Process(pid), every, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                rss = self.proc.memory_info().rss + sum(
+                    c.memory_info().rss for c in self.proc.children(recursive=True))
+            except Exception:  # noqa: BLE001 - the process is gone: keep the peak so far
+                return
+            self.peak = max(self.peak, rss)
+            time.sleep(self.every)
+
+    def close(self) -> int:
+        self.stop.set()
+        self.thread.join()
+        return self.peak
+
+
+def run_load(url: str, uploads: list[bytes], pid: int) -> dict:
+    """POST all uploads at once; returns statuses, the 200 bodies and the server's peak RSS."""
+    import httpx
+
+    def one(data: bytes):
+        with httpx.Client(timeout=600) as client:
+            r = client.post(url + "/api/rectify", files={"file": ("p.png", data, "image/png")})
+            return r.status_code, r.json(), r.headers.get("retry-after")
+
+    rss = PeakRss(pid)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(len(uploads)) as pool:
+        answers = list(pool.map(one, uploads))
+    seconds = time.perf_counter() - t0
+    return {"answers": answers, "peak": rss.close(), "seconds": seconds}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from gir.tracking.resolve import resolve_detector
+
+    resolve_detector()   # fit/cache the detector here, not inside the server's start
+    port = free_port()
+    sets = ["serve.max_concurrent=2", "serve.max_waiting=6", "serve.result_ttl_seconds=600"]
+    proc = start_server(port, sets, tmp_path_factory.mktemp("load") / "serve.log")
+    try:
+        yield f"http://127.0.0.1:{port}", proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_twenty_concurrent_uploads_stay_bounded(server):
+    import httpx
+
+    from gir.config import load_params
+    from gir.serving.webapp import Limits, memory_bound_mb
+
+    url, pid = server
+    h, w = 540, 960
+    uploads = [photo(h, w, blurred=i % 3 != 0, seed=i) for i in range(20)]
+    result = run_load(url, uploads, pid)
+    statuses = [s for s, _, _ in result["answers"]]
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses.count(200) >= 2                      # the admitted ones were served
+    assert all(ra and int(ra) > 0 for s, _, ra in result["answers"] if s == 503)
+    with httpx.Client(timeout=60) as client:
+        for status, body, _ in result["answers"]:
+            if status != 200:
+                continue
+            assert body["width"] == w and body["reason"]
+            for kind, path in body["urls"].items():
+                r = client.get(url + path)
+                assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n", kind
+    limits = Limits.from_params(load_params(None, ["serve.max_concurrent=2"]))
+    bound = memory_bound_mb(limits, h * w / 1e6, max(len(u) for u in uploads) / 1e6)
+    peak_mb = result["peak"] / 2**20
+    print(f"\n20 uploads of {w}x{h}: {statuses.count(200)} x 200, {statuses.count(503)} x 503 "
+          f"in {result['seconds']:.1f} s; peak RSS {peak_mb:.0f} MB (bound {bound:.0f} MB)")
+    assert peak_mb < bound
