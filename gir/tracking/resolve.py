@@ -13,26 +13,27 @@ import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gir.config import MlflowConfig, Params, load_params
 from gir.errors import GirError
 from gir.nn.shipped import file_sha256, shipped_model_dir
-from gir.rectifier.detect import DETECTOR_FILE, Detector, load_detector
+from gir.tracking.model_cache import cached_champion, champion_in_sqlite, remember_champion
 from gir.tracking.promotion import CHAMPION
 from gir.tracking.runs import setup, tracking_uri
+from gir.tracking.warmstart import is_mlflow_uri, model_source_dir, resolve_init  # noqa: F401
+
+if TYPE_CHECKING:   # the detector (and scipy under it) loads only when a command detects
+    from gir.rectifier.detect import Detector
 
 DEBLUR_MODEL = "gir-deblur"
 DEFAULT_MODEL_URI = f"models:/{DEBLUR_MODEL}@{CHAMPION}"
 # What `dvc repro` (stage detector) writes, relative to the project directory.
-LOCAL_DETECTOR = Path("models/detector") / DETECTOR_FILE
+LOCAL_DETECTOR = Path("models/detector") / "detector.json"   # gir.rectifier.detect.DETECTOR_FILE
 
 
 def _say(msg: str) -> None:
     print(f"gir: {msg}", file=sys.stderr)
-
-
-def is_mlflow_uri(ref: str) -> bool:
-    return "://" in ref or ref.startswith(("models:/", "runs:/"))
 
 
 def store_exists(cfg: MlflowConfig) -> bool:
@@ -178,10 +179,14 @@ def _load_deblurrer(model, device: str, runtime: str):
     params = _project_params()
     cfg = params.mlflow if params else MlflowConfig()
     name = params.register.model_name if params else DEBLUR_MODEL
-    version = champion_version(name, cfg)
+    found = champion_in_sqlite(tracking_uri(cfg), name, CHAMPION)   # no MLflow import
+    if found is None:   # not a SQLite store (or not one this reader knows): ask MLflow
+        version = champion_version(name, cfg)
+    else:               # () when the store has no champion
+        version = found[0] if found else None
     if version is not None:
         uri = f"models:/{name}@{CHAMPION}"
-        return _pyfunc_deblurrer(uri, cfg), f"{uri} (version {version})"
+        return _champion_deblurrer(uri, cfg, found, device), f"{uri} (version {version})"
     shipped = shipped_model_dir()
     if shipped is not None:
         return Deblurrer.from_dir(shipped, device), (
@@ -191,74 +196,26 @@ def _load_deblurrer(model, device: str, runtime: str):
                    f"{tracking_uri(cfg)} and no shipped model: pass --model")
 
 
+def _champion_deblurrer(uri: str, cfg: MlflowConfig, found: tuple | None, device: str):
+    """The champion's Deblurrer: from the local cache of that version's weights when the store
+    was read directly (found = (version, digest)), else (and then cached) through MLflow."""
+    from gir.rectifier.inference import Deblurrer
+
+    if found:
+        cached = cached_champion(*found)
+        if cached is not None:
+            return Deblurrer.from_dir(cached, device)
+    deblurrer = _pyfunc_deblurrer(uri, cfg)
+    if found:
+        remember_champion(*found, uri)
+    return deblurrer
+
+
 def _pyfunc_deblurrer(uri: str, cfg: MlflowConfig):
     from gir.tracking.pyfunc import load_pyfunc_deblurrer
 
     setup(cfg, experiment=False)
     return load_pyfunc_deblurrer(uri)
-
-
-def model_source_dir(model: str) -> tuple[Path, object | None]:
-    """A local directory with generator.json + generator.pt for a directory or an MLflow URI.
-
-    The second value is a TemporaryDirectory to clean up (or None). For `gir export --onnx`.
-    """
-    import tempfile
-
-    from gir.rectifier.inference import SPEC_FILE
-
-    if Path(model).is_dir():
-        return Path(model), None
-    if not is_mlflow_uri(model):
-        raise GirError(f"--model {model}: neither a model directory nor an MLflow model URI")
-    import mlflow.artifacts
-    from mlflow.exceptions import MlflowException
-
-    setup(MlflowConfig(), experiment=False)
-    tmp = tempfile.TemporaryDirectory(prefix="gir-export-")
-    try:
-        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=model, dst_path=tmp.name))
-    except MlflowException as exc:
-        tmp.cleanup()
-        raise GirError(f"cannot load model {model}: {str(exc).splitlines()[0]}") from None
-    specs = list(root.rglob(SPEC_FILE))
-    if not specs:
-        tmp.cleanup()
-        raise GirError(f"{model} is not a GIR deblurring model (no {SPEC_FILE})")
-    return specs[0].parent, tmp
-
-
-# ----------------------------------------------------------------------------- warm start
-
-def resolve_init(ref: str) -> dict | None:
-    """The weights ``train.init`` names: {spec, state, source, sha256}, or None to start afresh.
-
-    ref: ``pretrained`` (the shipped model), ``none``, a model directory, or an MLflow URI.
-    """
-    from gir.rectifier.inference import WEIGHTS_FILE, read_generator
-
-    if ref == "none":
-        return None
-    tmp = None
-    if ref == "pretrained":
-        model_dir = shipped_model_dir()
-        if model_dir is None:
-            _say("train.init: this install ships no pretrained model; starting from scratch")
-            return None
-        source = "the shipped pretrained model"
-    elif Path(ref).is_dir() or is_mlflow_uri(ref):
-        model_dir, tmp = model_source_dir(ref)
-        source = ref
-    else:
-        raise GirError(f"train.init: {ref!r} is not 'pretrained', 'none', a model directory "
-                       f"or an MLflow model URI")
-    try:
-        spec, state = read_generator(model_dir)
-        sha = file_sha256(Path(model_dir) / WEIGHTS_FILE)
-    finally:
-        if tmp:
-            tmp.cleanup()
-    return {"spec": spec, "state": state, "source": source, "sha256": sha}
 
 
 # ----------------------------------------------------------------------------- detector
@@ -283,12 +240,23 @@ def resolve_detector(path: str | os.PathLike | None = None) -> Detector:
         resolved = Path(path).resolve()
         key = ("file", str(resolved), resolved.stat().st_mtime_ns if resolved.exists() else 0)
         if key not in _DETECTORS:
+            from gir.rectifier.detect import load_detector
+
             _DETECTORS[key] = load_detector(path)
-        return _DETECTORS[key]
+        return _at_operating_point(_DETECTORS[key])
     key = ("default", os.getcwd(), os.environ.get("MLFLOW_TRACKING_URI"))
     if key not in _DETECTORS:
         _DETECTORS[key] = registered_detector() or builtin_detector()
-    return _DETECTORS[key]
+    return _at_operating_point(_DETECTORS[key])
+
+
+def _at_operating_point(detector: Detector) -> Detector:
+    """The detector deciding at params.yaml's detect.false_alarm_rate (the schema default
+    without a project): the one operating point gir detect, rectify, serve and events share."""
+    from gir.rectifier.detect import with_operating_point
+
+    params = _project_params() or Params()
+    return with_operating_point(detector, params.detect.false_alarm_rate)
 
 
 def registered_detector() -> Detector | None:
