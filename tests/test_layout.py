@@ -18,6 +18,7 @@ EDGE = ("gir.cli", "gir.serving", "gir.benchmarks", "gir.registry", "gir.detect_
 LAYERS: dict[str, tuple[str, ...]] = {
     "edge": EDGE,
     "steps": ("gir.steps",),
+    "training": ("gir.training",),
     "tracking": ("gir.tracking",),
     "rectifier": ("gir.rectifier",),
     "nn": ("gir.nn",),
@@ -25,8 +26,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "base": ("gir.config", "gir.errors", "gir"),
 }
 ALLOWED = {
-    "edge": {"edge", "steps", "tracking", "rectifier", "nn", "data", "base"},
-    "steps": {"tracking", "rectifier", "nn", "data", "base"},
+    "edge": {"edge", "steps", "training", "tracking", "rectifier", "nn", "data", "base"},
+    "steps": {"training", "tracking", "rectifier", "nn", "data", "base"},
+    "training": {"tracking", "rectifier", "nn", "data", "base"},
     "tracking": {"rectifier", "nn", "data", "base"},
     "rectifier": {"nn", "data", "base"},
     "nn": {"base"},

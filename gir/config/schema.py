@@ -286,6 +286,10 @@ class DetectConfig:
     fit_per_image: Positive = 12  # composites per fitting photo (x4 for the blur-type classifier)
     eval_per_image: Positive = 12  # held-out composites per photo for the F-measure / accuracy
     model_name: str = "gir-detector"
+    # The operating point: the share of sharp photos the detector may call blurred. gir detect,
+    # rectify, the web page and S3 events decide with it; lower = fewer sharp photos touched.
+    false_alarm_rate: Annotated[float, Range(ge=0, le=0.5)] = 0.05
+    eval_per_kind: Positive = 2   # independent-benchmark blurs per photo and row (detect-eval)
 
 
 @dataclass

@@ -28,9 +28,34 @@ STEP_TAG, SWEEP_TAG = "gir.step", "gir.sweep_id"
 STALE_AFTER_S = 6 * 3600
 
 
+# Engines whose steps run in containers (a pod, a local container): a file store there is
+# lost with the container. The pipelines set GIR_ENGINE on every task.
+CONTAINER_ENGINES = ("kfp", "kfp-docker")
+# Run tags from the environment the pipelines give every task: what ran, built from what.
+PROVENANCE_ENV = {"GIR_GIT_COMMIT": "gir.image_commit", "GIR_IMAGE_REF": "gir.image",
+                  "GIR_IMAGE_DIGEST": "gir.image_digest",
+                  "GIR_SUBMIT_COMMIT": "gir.submitter_commit"}
+
+
 def tracking_uri(cfg: MlflowConfig) -> str:
     """MLFLOW_TRACKING_URI (a team server) wins over params.yaml's embedded default."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
+    if os.environ.get("GIR_ENGINE") in CONTAINER_ENGINES:
+        require_server_uri(uri, os.environ["GIR_ENGINE"])
+    return uri
+
+
+def require_server_uri(uri: str | None, engine: str) -> str:
+    """A tracking URI that outlives a container: not empty, not a file, not sqlite."""
+    from gir.errors import GirError
+
+    scheme = uri.split(":", 1)[0].lower() if uri and "://" in uri else ""
+    if scheme in ("", "file", "sqlite"):
+        raise GirError(
+            f"MLflow tracking URI {uri or '(empty)'!r} on engine {engine}: a file inside the "
+            "container is lost with it; set MLFLOW_TRACKING_URI (on a cluster: the gir-mlflow "
+            "secret) to an MLflow server, e.g. http://mlflow:5000")
+    return uri
 
 
 def setup(cfg: MlflowConfig, experiment: bool = True):
@@ -71,6 +96,8 @@ def run_tags(engine: str, data_version: str, step: str = "train") -> dict[str, s
             "mlflow.source.git.commit": commit, STEP_TAG: step}
     if os.environ.get("GIR_KFP_RUN_ID"):
         tags["kfp_run_id"] = os.environ["GIR_KFP_RUN_ID"]
+    tags.update({tag: os.environ[env] for env, tag in PROVENANCE_ENV.items()
+                 if os.environ.get(env)})
     if os.environ.get("GIR_SWEEP_ID"):
         tags[SWEEP_TAG] = os.environ["GIR_SWEEP_ID"]
     if os.environ.get("GIR_SWEEP_PARENT"):  # nests the run under the sweep's parent in the UI
@@ -186,11 +213,15 @@ def end_dead_runs(mlflow, experiment_id: str, step: str = "train",
     return ended
 
 
+def flat_params(params: Params) -> dict:
+    """All of params.yaml as dotted keys; lists and dicts as JSON text."""
+    return {k: (json.dumps(v) if isinstance(v, (list, dict)) else v)
+            for k, v in flatten(to_dict(params)).items()}
+
+
 def log_params(mlflow, params: Params) -> None:
     """All of params.yaml, flattened to dotted keys (MLflow caps values at 6000 chars)."""
-    flat = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v)
-            for k, v in flatten(to_dict(params)).items()}
-    items = list(flat.items())
+    items = list(flat_params(params).items())
     for i in range(0, len(items), 90):  # log_params takes at most 100 per call
         mlflow.log_params(dict(items[i: i + 90]))
 

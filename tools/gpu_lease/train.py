@@ -1,8 +1,8 @@
 """Train with gir's own training function on a GPU machine that has torch but not MLflow.
 
-Runs gir.steps.train.train unchanged. MLflow is not installed there, so the few tracking calls
-it makes are recorded to record.json instead (import_run.py turns that into an ordinary MLflow
-run afterwards). A short probe measures the loader's and the GPU's samples/s first, and
+Runs gir.steps.train.train unchanged. MLflow is not installed there, so the run is reported to
+gir's record tracker (gir.training.trackers.RecordTracker), which keeps it as record.json
+(import_run.py turns that into an ordinary MLflow run afterwards). A short probe measures the loader's and the GPU's samples/s first, and
 train.steps is set to what fits in --budget seconds, so a lease of fixed length is used to the
 end with a complete cosine schedule; past --budget + 60 s the run checkpoints and stops.
 Outputs: OUT/checkpoint.pt (kept up to date while training) and OUT/result.tar (model/,
@@ -12,7 +12,6 @@ train/log.csv, train/samples.png, record.json).
         --budget 480 --batch 16 --params profiles/pretrain.yaml --set train.lr=0.0004 ...
 """
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -21,55 +20,9 @@ import tarfile
 import tempfile
 import threading
 import time
-import types
 from pathlib import Path
 
 T0 = time.time()
-
-
-class Recorder:
-    """The mlflow calls gir.steps.train makes, appended to a dict that becomes record.json."""
-
-    class Run:
-        class info:
-            run_id, experiment_id = "device-run", "0"
-
-    def __init__(self):
-        self.record = {"params": {}, "tags": {}, "metrics": [], "status": None}
-
-    def get_experiment_by_name(self, name):
-        return types.SimpleNamespace(experiment_id="0")
-
-    def get_run(self, run_id):
-        return self.Run
-
-    def start_run(self, run_id=None, run_name=None):
-        self.record["run_name"] = run_name
-        return contextlib.nullcontext(self.Run)
-
-    def log_params(self, values):
-        self.record["params"].update({k: str(v) for k, v in values.items()})
-
-    def set_tags(self, values):
-        self.record["tags"].update({k: str(v) for k, v in values.items()})
-
-    def set_tag(self, key, value):
-        self.record["tags"][key] = str(value)
-
-    def log_metrics(self, values, step=None):
-        self.record["metrics"].append({"step": step, "t": time.time(), **values})
-
-    def log_metric(self, key, value, step=None):
-        self.log_metrics({key: value}, step)
-
-    def log_image(self, *args, **kwargs):   # samples.png is written by train() itself
-        pass
-
-    def log_artifact(self, *args, **kwargs):   # log.csv and samples.png travel in result.tar
-        pass
-
-    def end_run(self, status="FINISHED"):
-        self.record["status"] = status
 
 
 def probe(params, data: Path, device, workers: int) -> tuple[float, float]:
@@ -78,7 +31,7 @@ def probe(params, data: Path, device, workers: int) -> tuple[float, float]:
     from torch.utils.data import DataLoader
 
     from gir.data.dataset import CropDataset, load_split
-    from gir.steps.train import Trainer
+    from gir.training.trainer import Trainer
 
     t, batch = params.train, params.train.batch_size
     pairs = load_split(data / "processed", data / "split.csv", "train")
@@ -124,14 +77,11 @@ def main() -> None:
 
     import torch
 
-    import gir.tracking.runs as runs
     from gir.config import load_params
     from gir.steps import train as train_step
+    from gir.training.trackers import RecordTracker
 
-    recorder = Recorder()
-    runs.setup = lambda cfg, experiment=True: recorder
-    runs.end_dead_runs = lambda *args, **kwargs: []
-    runs.log_dataset = lambda *args, **kwargs: None
+    recorder = RecordTracker()
 
     sets = a.set + [f"train.batch_size={a.batch}", f"train.num_workers={a.workers}"]
     params = load_params(a.params, sets)
@@ -164,7 +114,8 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     try:
         res = train_step.train(params, a.data / "processed", a.data / "split.csv",
-                               work / "model", work / "train", a.out, engine="gpu-lease")
+                               work / "model", work / "train", a.out, engine="gpu-lease",
+                               tracker=recorder)
         recorder.record["result"] = {"steps": res.steps, "val_psnr": res.val_psnr}
         recorder.record["status"] = recorder.record["status"] or "FINISHED"
     except train_step.Interrupted as exc:
