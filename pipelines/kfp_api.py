@@ -9,9 +9,10 @@ pipelines in the user's profile namespace, so a submission carries both: a names
   ``$KF_PIPELINES_COOKIE``).
 
 Before anything is sent, the API's healthz endpoint says which KFP backend answers. kfp-kubernetes
-2.17 writes fields (``optional``, ``secretNameParameter``) that backends up to 2.4.x reject as
-unknown, so every step with a secret would fail before it starts: such a backend is refused here
-in one line naming the version needed (KFP 2.5.0, as shipped with Kubeflow 1.10).
+2.17 writes fields (``optional``, ``secretNameParameter``, ``pvcNameParameter``) that backends
+up to 2.4 reject as unknown (Kubeflow 1.9.x ships KFP 2.2/2.3), so every step with a secret
+would fail before it starts: such a backend is refused here in one line naming the version
+needed (MIN_BACKEND), rather than rewriting the spec into an older form.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from gir.errors import GirError
 log = logging.getLogger("gir")
 
 MIN_BACKEND = (2, 5, 0)
-NEW_SPEC_FIELDS = ("secretNameParameter", "optional")   # what KFP <= 2.4 cannot parse
+# What KFP <= 2.4 cannot parse ("unknown field" in the driver): secrets' and the checkpoint
+# claim's name as a parameter, and secrets' `optional`.
+NEW_SPEC_FIELDS = ("secretNameParameter", "pvcNameParameter", "optional")
 TOKEN_ENV, TOKEN_PATH_ENV, COOKIE_ENV = ("KF_PIPELINES_TOKEN", "KF_PIPELINES_SA_TOKEN_PATH",
                                          "KF_PIPELINES_COOKIE")
 NOTEBOOK_TOKEN = Path("/var/run/secrets/kubeflow/pipelines/token")
@@ -107,8 +110,8 @@ def check_backend(conn: Connection, health: dict, spec_text: str) -> None:
     elif version < MIN_BACKEND and needs:
         raise GirError(
             f"{conn.host} runs KFP {'.'.join(map(str, version))}, which rejects the fields "
-            f"{', '.join(needs)} that kfp-kubernetes writes: KFP >= {want} is needed (Kubeflow "
-            ">= 1.10); upgrade the backend or submit to another one")
+            f"{', '.join(needs)} that kfp-kubernetes writes: KFP >= {want} is needed; upgrade "
+            "Kubeflow Pipelines or submit to another backend")
     if health.get("multi_user") and not conn.namespace and not POD_NAMESPACE.is_file():
         raise GirError(f"{conn.host} is a multi-user Kubeflow: give --namespace <your profile "
                        "namespace> and a credential (--token, --token-file or --cookie)")
