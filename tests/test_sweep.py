@@ -76,7 +76,7 @@ def test_sweep_through_dvc_experiments(tmp_path, mlflow_uri):
     bin_dir = str(Path(sys.executable).parent)
     env = {"PATH": bin_dir + os.pathsep + os.environ["PATH"],
            "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "gir", "sweep", *GRID, "--engine", "dvc",
+    proc = subprocess.run([sys.executable, "-m", "gir", "sweep", *GRID, "--runner", "dvc",
                            "-j", "2"], cwd=repo, env={**os.environ, **env}, text=True,
                           capture_output=True, timeout=1700)
     assert proc.returncode == 0, proc.stderr
@@ -97,7 +97,7 @@ def test_sweep_through_kfp_local(tmp_path, mlflow_uri):
     params.write_text(yaml.safe_dump(to_dict(tiny_params())))
     env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "gir", "sweep", "--params", str(params), *GRID,
-                           "--engine", "kfp-local", "--root", str(tmp_path / "root")],
+                           "--runner", "kfp-local", "--root", str(tmp_path / "root")],
                           cwd=tmp_path, env={**os.environ, **env}, text=True,
                           capture_output=True, timeout=1700)
     assert proc.returncode == 0, proc.stderr

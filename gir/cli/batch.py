@@ -6,7 +6,7 @@ once, and only when some input needs the model.
 
 from __future__ import annotations
 
-from gir.cli.common import add_ensemble, command, say
+from gir.cli.common import add_ensemble, add_model_params, command, say, use_params
 
 
 def uses_ledger(inputs: list[str], out: str) -> bool:
@@ -34,28 +34,65 @@ def detector_for(task: str, args):
     return resolve_detector(getattr(args, "detector", None)) if task == "rectify" else None
 
 
+def batch_options(args, **fields):
+    """BatchOptions from params.yaml's batch section (--params/--set where the verb has them)
+    and the flags; also sets the timeouts of every remote call in this process."""
+    from gir.config import load_params
+    from gir.data.storage import Timeouts, set_timeouts
+    from gir.rectifier.batch import BatchOptions
+
+    b = load_params(getattr(args, "params", None), getattr(args, "set", None) or []).batch
+    set_timeouts(Timeouts(b.connect_timeout_s, b.read_timeout_s, b.attempts))
+    deadline = getattr(args, "deadline", None)
+    lease = getattr(args, "lease_seconds", None)
+    return BatchOptions(reprocess=getattr(args, "reprocess", False), workers=b.workers,
+                        min_side=b.min_side, deadline_s=b.deadline_s if deadline is None
+                        else deadline, lease_s=b.lease_s if lease is None else lease,
+                        temp_max_age_s=b.temp_max_age_s,
+                        storage_errors_to_stop=b.storage_errors_to_stop, **fields)
+
+
 def run_ledgered(args, task: str) -> int:
-    """`gir rectify|deblur SRC... -o DST` over folders / prefixes, with the ledger in DST/_gir."""
+    """`gir rectify|deblur SRC... -o DST` over folders / prefixes, with the ledger in DST/_gir:
+    one line per failed or not-processed input, one summary line, never a traceback."""
+    import os
     import sys
 
     from gir.rectifier.batch import run_batch
-    from gir.rectifier.ledger import REPORT
 
     report = run_batch(args.inputs, args.out, task, model_loader(args), detector_for(task, args),
-                       reprocess=args.reprocess, progress=sys.stderr.isatty())
+                       batch_options(args, progress=sys.stderr.isatty()))
     for item in report["failed"]:
         say(f"gir {task}: failed {item['input']}: {item['reason']}")
+    for item in report["skipped"]:   # FIFOs, claimed by a replica, ...; not the unchanged
+        if not item["reason"].startswith("unchanged"):
+            say(f"gir {task}: skipped {item['input']}: {item['reason']}")
+    if report["not_processed"]:
+        say(f"gir {task}: not processed ({report['stopped']}): "
+            f"{', '.join(report['not_processed'])}")
+    if report.get("report_error"):
+        say(f"gir {task}: report not written to {args.out}: {report['report_error']}"
+            + (f"; written to {report['report']} instead" if report.get("report") else ""))
     c = report["counts"]
-    say(f"{task}: {c['written']} written, {c['failed']} failed, {c['skipped']} skipped "
-        f"(unchanged) -> {args.out}; report {report['dest'].rstrip('/')}/{REPORT}"
+    say(f"{task}: {c['written']} written, {c['failed']} failed, {c['skipped']} skipped, "
+        f"{c['not_processed']} not processed -> {args.out}"
+        + (f"; report {report['report']}" if report.get("report") else "")
         + (f"; model {report['model']}" if report["model"] else ""))
-    return 1 if report["failed"] else 0
+    code = 1 if report["failed"] or report["not_processed"] else 0
+    if (report["stopped"] or "").startswith("deadline"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)   # calls stuck on a silent endpoint end by their timeouts; not waited
+    return code
 
 
 def add_batch_flags(p) -> None:
     p.add_argument("--reprocess", action="store_true",
                    help="(folders, prefixes, s3:// destinations) also redo inputs whose ledger "
                         "entry names another model version")
+    p.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
+                   help="(folders, prefixes, s3:// destinations) stop after this long and name "
+                        "the inputs not processed (default: params batch.deadline_s, 0 = none)")
 
 
 def _watch_args(p):
@@ -76,6 +113,11 @@ def _watch_args(p):
                    help="a fitted detector (default: as `gir detect`)")
     add_ensemble(p)
     add_batch_flags(p)
+    p.add_argument("--lease-seconds", type=float, default=None, metavar="SECONDS",
+                   help="how long a claim on a photo keeps other replicas off it; a dead "
+                        "replica's photos are taken over after it (default: params "
+                        "batch.lease_s)")
+    add_model_params(p)
 
 
 @command("watch", "watch a folder or S3 prefix and rectify new photos as they arrive")(
@@ -87,6 +129,7 @@ def cmd_watch(args) -> int:
     from gir.errors import GirError
     from gir.rectifier.batch import watch
 
+    use_params(args)
     if args.batch_size < 1 or args.interval < 0:
         raise GirError("--batch-size must be at least 1 and --interval not negative")
     stop = threading.Event()
@@ -101,7 +144,7 @@ def cmd_watch(args) -> int:
         f"{args.interval:g} s, batches of {args.batch_size})")
     total = watch(args.sources, args.out, args.task, model_loader(args),
                   detector_for(args.task, args), interval=args.interval,
-                  batch_size=args.batch_size, reprocess=args.reprocess, stop=stop, log=say)
+                  batch_size=args.batch_size, options=batch_options(args, stop=stop), log=say)
     say(f"watch: stopped; {total} written since start")
     return 0
 

@@ -1,4 +1,9 @@
-"""What every `gir` verb module shares: the verb registry, default paths, params flags."""
+"""What every `gir` verb module shares: the verb registry, default paths, params flags.
+
+One spelling across verbs: inputs are positional (files, folders, s3:// URLs and prefixes) or
+``--source``, the destination is ``-o/--out``, the model ``--model``, the config ``--params``
+plus ``--set``. An old spelling stays for one release as a hidden alias (:func:`renamed`).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ COMMANDS: dict[str, tuple[Callable, Callable, str]] = {}
 
 
 def command(name: str, help: str):
-    """Register `gir NAME`: the decorated function adds arguments and returns the runner."""
+    """Register `gir NAME`: ``@command(name, help)(add_args)`` decorates the verb's runner;
+    add_args(parser) adds its arguments, the runner takes the parsed args and returns the exit
+    code. Importing the verb's module (listed in gir/cli/__init__.py) registers it."""
     def deco(add_args):
         def wrap(run):
             COMMANDS[name] = (add_args, run, help)
@@ -37,6 +44,49 @@ def add_params(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a param, e.g. --set train.steps=100 (repeatable)")
+
+
+def add_model_params(p: argparse.ArgumentParser) -> None:
+    """--params/--set for verbs that only look models up (deblur, rectify, detect, export):
+    the tracking store (mlflow.*) and the registered names (register.model_name,
+    detect.model_name) come from them. Without --params, params.yaml here if there is one."""
+    add_params(p)
+
+
+def use_params(args) -> None:
+    """Point the model resolver at the verb's --params/--set (an explicit file must load)."""
+    from gir.tracking.resolve import use_params as resolver_params
+
+    given = args.params != "params.yaml" or bool(args.set)
+    resolver_params(args.params if given else None, args.set, strict=given)
+
+
+def renamed(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kw) -> None:
+    """Keep `old` for one release as a hidden alias of the flag `new` (parsed into args.<dest>):
+    absent from --help, silent, so scripts written against it keep their output."""
+    p.add_argument(old, dest=dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kw)
+
+
+def add_global_flags(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """--verbose and --traceback, accepted before or after the verb."""
+    default = False if top else argparse.SUPPRESS
+    p.add_argument("-v", "--verbose", action="store_true", default=default,
+                   help="say what gir is doing (logging of the 'gir' logger at INFO)")
+    p.add_argument("--traceback", action="store_true", default=default,
+                   help="on an error, also print the full traceback and its causes")
+
+
+def setup_logging(verbose: bool) -> None:
+    """Library code logs through logging.getLogger("gir"); the CLI shows it on stderr."""
+    import logging
+
+    log = logging.getLogger("gir")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("gir: %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def add_split_data(p: argparse.ArgumentParser) -> None:

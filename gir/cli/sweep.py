@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from gir.cli.common import add_params, command, say
+from gir.cli.common import add_params, command, renamed, say
 from gir.errors import GirError
 
 ENGINES = ("dvc", "kfp-local")
@@ -20,9 +20,11 @@ def _sweep_args(p):
     p.add_argument("--grid", action="append", default=[], metavar="KEY=[A,B,...]",
                    help="a param and its values, e.g. 'train.loss.adversarial=[none,lsgan]' "
                    "(repeatable: the sweep is every combination)")
-    p.add_argument("--engine", choices=ENGINES, default="dvc",
-                   help="dvc: `dvc exp run --queue` + `dvc queue start`; kfp-local: one KFP "
-                   "pipeline run (ParallelFor) with the local runner")
+    p.add_argument("--runner", dest="engine", choices=ENGINES, default="dvc",
+                   help="what runs the children (their MLflow `engine` tag): dvc: `dvc exp run "
+                   "--queue` + `dvc queue start`; kfp-local: one KFP pipeline run (ParallelFor) "
+                   "with the local runner")
+    renamed(p, "--engine", "--runner", "engine", choices=ENGINES)   # its name before 0.2
     p.add_argument("-j", "--jobs", type=int, default=1,
                    help="children run at once (DVC queue workers / ParallelFor parallelism)")
     p.add_argument("--root", default="pipeline_root", help="kfp-local: where artifacts go")
@@ -83,9 +85,9 @@ def _run_dvc(cfgs: list[list[str]], args, env: dict, sweep_id: str) -> list[str]
     """Queue one experiment per config (up to `evaluate`: the sweep registers only the best),
     start bounded workers, wait for the queue to drain; returns the experiment names."""
     if not Path("dvc.yaml").exists():
-        raise GirError("--engine dvc: no dvc.yaml here; run gir sweep from the project root")
+        raise GirError("--runner dvc: no dvc.yaml here; run gir sweep from the project root")
     if Path(args.params).resolve() != Path("params.yaml").resolve():
-        raise GirError("--engine dvc: DVC experiments read params.yaml; use --set, not --params")
+        raise GirError("--runner dvc: DVC experiments read params.yaml; use --set, not --params")
     base = [a for s in args.set for a in ("-S", s)]
     names = []
     for i, overrides in enumerate(cfgs):

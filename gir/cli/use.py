@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gir.cli.batch import add_batch_flags, add_bench_batch_flags
-from gir.cli.common import (add_ensemble, add_params, add_split_data, command,
-                             params_from_args, say)
+from gir.cli.common import (add_ensemble, add_model_params, add_params, add_split_data,
+                             command, params_from_args, renamed, say, use_params)
 
 
 def _promote_args(p):
@@ -37,6 +37,7 @@ def _deblur_args(p):
     p.add_argument("--model", default=None,
                    help="MLflow URI or model directory (default: models:/gir-deblur@champion)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_model_params(p)
     add_ensemble(p)
     add_batch_flags(p)
 
@@ -52,6 +53,7 @@ def cmd_deblur(args) -> int:
     from gir.cli.batch import run_ledgered, uses_ledger
     from gir.rectifier.deblur import deblur_files
 
+    use_params(args)
     if uses_ledger(args.inputs, args.out):
         return run_ledgered(args, "deblur")
     from gir.tracking.resolve import resolve_deblurrer
@@ -69,6 +71,7 @@ def _export_args(p):
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="where to write the model")
     p.add_argument("--model", default=None,
                    help="MLflow URI or model directory (default: models:/gir-deblur@champion)")
+    add_model_params(p)
 
 
 @command("export", "export a trained generator to ONNX (dynamic height/width)")(_export_args)
@@ -76,6 +79,7 @@ def cmd_export(args) -> int:
     from gir.rectifier.onnx_runtime import export_onnx
     from gir.tracking.resolve import DEFAULT_MODEL_URI, model_source_dir
 
+    use_params(args)
     model = args.model or DEFAULT_MODEL_URI
     model_dir, tmp = model_source_dir(model)
     try:
@@ -95,8 +99,9 @@ def _bench_args(p):
                    help="a trained model to score on the test split (repeatable)")
     add_split_data(p)
     p.add_argument("--size", default="1280x720", help="WxH for GMACs and latency")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
-                   help="where to time inference and training (CPU is always timed)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where to time inference and training besides the CPU, which is always "
+                        "timed (default auto: CUDA when there is one)")
     p.add_argument("--references", nargs="*", default=None,
                    help="classical references to score (default: all of gir.rectifier.scoring)")
     p.add_argument("--out", default="reports/bench", help="directory for bench.md/bench.json")
@@ -148,6 +153,7 @@ def _detect_args(p):
     p.add_argument("--detector", default=None, metavar="DETECTOR.json",
                    help="a fitted detector (default: $GIR_DETECTOR, models/detector/, "
                         "models:/gir-detector@champion, else the built-in fit)")
+    add_model_params(p)
 
 
 @command("detect", "blur map, blurred yes/no, and motion/defocus/gaussian blur type")(
@@ -159,6 +165,7 @@ def cmd_detect(args) -> int:
     from gir.rectifier.detect import detect, overlay
     from gir.tracking.resolve import resolve_detector
 
+    use_params(args)
     detector = resolve_detector(args.detector)
     rgb, _ = read_image(args.image)
     det = detect(rgb, detector)
@@ -167,33 +174,43 @@ def cmd_detect(args) -> int:
     if args.json:
         print(json.dumps({"image": args.image, **det.report()}, indent=2))
     else:
-        kind = f", {det.blur_type} blur (confidence {det.confidence:.2f})" if det.blurred else ""
-        print(f"{args.image}: {'blurred' if det.blurred else 'not blurred'}{kind}; "
-              f"{det.blurred_fraction:.0%} of textured tiles blurred, "
+        kind = f", {det.blur_type} blur" if det.blurred else ""
+        print(f"{args.image}: {'blurred' if det.blurred else 'not blurred'}{kind} "
+              f"(confidence {det.confidence:.2f}); {det.reason}; "
               f"{det.flat_fraction:.0%} of tiles flat")
     return 0
 
 
 def _detect_eval_args(p):
-    p.add_argument("--out", default="reports/detect_eval.json", help="where to write the numbers")
-    p.add_argument("--per-image", type=int, default=12, help="composites per held-out photo")
+    add_params(p)
+    p.add_argument("--out", default="reports/detect_eval",
+                   help="folder for detect_eval.json and detect_eval.png (ROC, reliability, "
+                        "type confusion)")
+    p.add_argument("--detector", default=None, metavar="DETECTOR.json",
+                   help="the detector to score (default: the one gir detect uses)")
+    p.add_argument("--per-kind", type=int, default=None,
+                   help="benchmark blurs per photo and row (default: detect.eval_per_kind)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
 
 
-@command("detect-eval", "score the blur detector on held-out synthetic images")(
-    _detect_eval_args)
+@command("detect-eval", "score the blur detector on the independent benchmark: recall at fixed "
+                        "false-alarm rates, type confusion, calibration")(_detect_eval_args)
 def cmd_detect_eval(args) -> int:
-    import json
-
-    from gir.data.imageio import write_text_atomic
-    from gir.rectifier.detect_fit import evaluate_detector
+    from gir.benchmarks.detector import benchmark_items
+    from gir.steps.detector import detect_eval
     from gir.tracking.resolve import resolve_detector
 
-    result = evaluate_detector(resolve_detector(), per_image=args.per_image)
-    write_text_atomic(args.out, json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
-    say(f"detect-eval: blur-map F {result['blur_map']['f_measure']:.3f}, flat called blurred "
-         f"{result['blur_map']['flat_false_alarm_rate']:.1%}, blur-type accuracy "
-         f"{result['blur_type']['accuracy']:.1%} -> {args.out}")
+    params = params_from_args(args)
+    items = benchmark_items(params, args.per_kind)
+    s = detect_eval(params, resolve_detector(args.detector), items, args.out,
+                    log_mlflow=not args.no_mlflow)
+    op, far = s["operating_point"], params.detect.false_alarm_rate
+    say(f"detect-eval: {s['photos']['blurred']} blurred + {s['photos']['sharp']} sharp photos; "
+        f"recall {s['recall_at_far'].get(f'far_{far:g}', float('nan')):.1%} at "
+        f"{far:.0%} false alarms; at the operating point recall {op['recall']:.1%}, false "
+        f"alarms {op['false_alarm_rate']:.1%}; blur type {s['blur_type']['accuracy']:.1%}; "
+        f"ECE {s['calibration']['ece']:.3f}; {s.get('seconds_1280x720', 0):.2f} s per "
+        f"1280x720 photo -> {args.out}/detect_eval.json, detect_eval.png")
     return 0
 
 
@@ -207,6 +224,7 @@ def cmd_rectify(args) -> int:
     from gir.cli.batch import run_ledgered, uses_ledger
     from gir.rectifier.rectify import rectify_files
 
+    use_params(args)
     if uses_ledger(args.inputs, args.out):
         return run_ledgered(args, "rectify")
     from gir.tracking.resolve import resolve_deblurrer, resolve_detector
@@ -240,8 +258,9 @@ def _serve_args(p):
                    help="accept S3 event notifications (MinIO webhook, SNS, EventBridge) at "
                         "POST /api/events/s3 for objects under this prefix; the token comes "
                         "from $GIR_EVENT_TOKEN")
-    p.add_argument("--events-dest", default=None, metavar="DST",
+    p.add_argument("--events-out", default=None, metavar="DST",
                    help="where event-driven outputs go (folder or s3:// prefix)")
+    renamed(p, "--events-dest", "--events-out", "events_out")
     p.add_argument("--events-task", default="rectify", choices=["rectify", "deblur"])
     add_ensemble(p, "deblur every photo (page, REST, events)")
 
@@ -259,12 +278,13 @@ def cmd_serve(args) -> int:
         params_from_args(args), max_bytes=args.max_mb and int(args.max_mb * 1e6),
         max_pixels=args.max_megapixels and int(args.max_megapixels * 1e6))
     events = None
-    if args.events_source or args.events_dest:
-        if not (args.events_source and args.events_dest):
-            raise GirError("--events-source and --events-dest go together")
+    use_params(args)
+    if args.events_source or args.events_out:
+        if not (args.events_source and args.events_out):
+            raise GirError("--events-source and --events-out go together")
         from gir.cli.batch import batch_options
 
-        events = EventsConfig(args.events_source, args.events_dest, args.events_task,
+        events = EventsConfig(args.events_source, args.events_out, args.events_task,
                               options=batch_options(args))
     say(f"serve: http://{args.host}:{args.port}/")
     if events:

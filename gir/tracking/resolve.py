@@ -63,10 +63,23 @@ def brief_http():
                 os.environ[k] = v
 
 
+_PARAMS_FROM: dict = {"path": None, "overrides": [], "strict": False}
+
+
+def use_params(path: str | os.PathLike | None = None, overrides: list[str] | None = None,
+               strict: bool = False) -> None:
+    """Which params the lookups here read (a verb's --params/--set): the tracking store, the
+    registered names, the detector's operating point. Default: params.yaml in the current
+    folder, if any. strict: a file that does not load is an error, not a fallback."""
+    _PARAMS_FROM.update(path=path, overrides=list(overrides or []), strict=strict)
+
+
 def _project_params() -> Params | None:
     try:
-        return load_params()
+        return load_params(_PARAMS_FROM["path"], _PARAMS_FROM["overrides"])
     except GirError:
+        if _PARAMS_FROM["strict"]:
+            raise
         return None
 
 
