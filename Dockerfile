@@ -1,50 +1,52 @@
-# The image the Kubeflow components run in: Python + torch + the gir package (with kfp),
-# installed the way `make install` does it (torch pinned first, then the project).
+# The image every Kubeflow step runs in: Python 3.11, a C compiler (torch.compile), the locked
+# dependencies (requirements.lock: the same versions and hashes `make install` uses) and gir.
 #
-#   CPU (default):  docker build -t gir:0.1.0 --build-arg GIT_COMMIT=$(git rev-parse HEAD) .
-#   CUDA:           docker build -t gir:0.1.0-cuda \
-#                     --build-arg BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 .
+#   make image                      # here: the base is built from the Debian archive (no registry)
+#   make image BASE_IMAGE=python:3.11-slim@sha256:<digest>   # elsewhere: a base pinned by digest
+#
+# Build-time only (never in a layer): a CA bundle at /run/host-certs/ca.crt and a pip
+# configuration at /etc/pip.conf, mounted by tools/container/build.sh when the host has them.
+# CUDA: BASE_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 with a lock resolved for it.
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
-
-# Where torch==2.13.0 comes from. Empty: the default index, whose Linux wheels bundle CUDA
-# (right for GPU images). For a small CPU-only image pass PyTorch's CPU wheel index here.
-ARG TORCH_INDEX_URL=
-# Recorded on every MLflow run (the image has no .git): pass $(git rev-parse HEAD).
-ARG GIT_COMMIT=unknown
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
-    GIR_GIT_COMMIT=${GIT_COMMIT} \
     MLFLOW_DISABLE_TELEMETRY=true \
     GX_ANALYTICS_ENABLED=false \
     DO_NOT_TRACK=1 \
     DVC_NO_ANALYTICS=1
 
-# python:*-slim has Python; CUDA base images (Ubuntu) need it installed.
-RUN if ! python3 -m venv --help >/dev/null 2>&1; then \
+# Python 3 with venv and headers, and gcc/g++ (torch.compile's inductor compiles C++):
+# installed only where the base lacks them (the Debian-archive base already has them).
+RUN if ! { command -v gcc && command -v g++ && python3 -m venv --help \
+           && python3 -c "import sysconfig,os,sys; sys.exit(not os.path.exists(sysconfig.get_paths()['include'] + '/Python.h'))"; } >/dev/null 2>&1; then \
         apt-get update \
-        && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+        && apt-get install -y --no-install-recommends python3 python3-venv python3-dev gcc g++ \
+           libc6-dev ca-certificates \
         && rm -rf /var/lib/apt/lists/*; \
     fi \
-    && python3 -m venv /opt/venv \
-    && pip install --upgrade pip
+    && python3 -m venv /opt/venv
 
-# torch first and pinned (its own layer: it is the big one and rarely changes).
-RUN if [ -n "${TORCH_INDEX_URL}" ]; then \
-        pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0; \
-    else \
-        pip install torch==2.13.0; \
-    fi
+# The locked dependencies, hash-checked (their own layer: it is the big one and rarely changes).
+COPY requirements.lock /tmp/requirements.lock
+RUN if [ -f /run/host-certs/ca.crt ]; then export PIP_CERT=/run/host-certs/ca.crt; fi \
+    && pip install --require-hashes --no-deps -r /tmp/requirements.lock \
+    && rm /tmp/requirements.lock
 
 WORKDIR /app
-COPY pyproject.toml README.md params.yaml dvc.yaml ./
+COPY pyproject.toml README.md params.yaml ./
 COPY gir ./gir
 COPY components ./components
 COPY pipelines ./pipelines
-RUN pip install . && gir --version && python -c "import components, pipelines, kfp"
+RUN pip install --no-deps --no-build-isolation . && rm -rf build *.egg-info \
+    && gir --version && python -c "import components, pipelines, kfp, torch"
 
+# The commit the image was built from: every MLflow run records it (the image has no .git).
+ARG GIT_COMMIT=unknown
+ENV GIR_GIT_COMMIT=${GIT_COMMIT}
+LABEL org.opencontainers.image.revision=${GIT_COMMIT} org.opencontainers.image.title=gir
 CMD ["gir", "--help"]

@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements-dev.lock | cksum | cut -d' ' -f1)
 
 # dvc.yaml's commands call `gir`, and mlflow serve calls uvicorn: the venv's bin comes first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -13,7 +13,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install demo test test-fast lint dvc-deps browser pretrain clean-outputs help
+.PHONY: install demo test test-fast lint dvc-deps browser pretrain clean-outputs help image image-push container-demo
 
 help:
 	@echo "make demo   # install, then run the whole pipeline (dvc repro) on the sample data"
@@ -23,12 +23,13 @@ help:
 	@echo "make dvc-deps   # each dvc.yaml stage's code deps, from the import graph"
 	@echo "make pretrain PHASE=N   # one phase of the shipped model (profiles/pretrain/)"
 
-$(STAMP): pyproject.toml
+# Every dependency from the lock (versions + hashes; the image installs the same lock's runtime
+# subset, requirements.lock), then gir itself without resolving anything. Regenerate both locks
+# after changing pyproject.toml's dependencies: tools/container/lock.sh.
+$(STAMP): pyproject.toml requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	# torch first and pinned: on these machines that version is a CPU build on local disk.
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -83,6 +84,23 @@ pretrain: install
 	$(BIN)/gir train $(PTP) --data $(PT)/processed --split $(PT)/split/manifest.csv --out $(PT)/model --report $(PT)/train --checkpoints $(PT)/checkpoints --resume
 	$(BIN)/gir evaluate $(PTP) --data $(PT)/processed --split $(PT)/split/manifest.csv --model $(PT)/model --out $(PT)/metrics.json
 	$(BIN)/gir bench --heldout --model pretrained=$(PT)/model --ensemble 8 --out $(PT)/heldout --no-mlflow
+
+# The image every Kubeflow step runs in (docs/kubeflow.md, "Containers"): tagged
+# gir:<version>-<commit>, GIT_COMMIT baked in, the dependencies from requirements.lock. With no
+# registry (as here) its base is built from the Debian archive; elsewhere pin one by digest:
+#   make image BASE_IMAGE=python:3.11-slim@sha256:<digest>
+image:
+	@bash tools/container/build.sh
+
+# Push it and print the GIR_IMAGE (by digest) to compile and submit with:
+#   make image-push REGISTRY=registry.example.com/ml
+image-push: image
+	@bash tools/container/push.sh "$(REGISTRY)"
+
+# Both pipelines with every step in the image, against loopback S3 (moto) and a real MLflow
+# server; installs podman/dockerd (as root) when missing. See tools/container/demo.sh.
+container-demo: install
+	@bash tools/container/demo.sh
 
 clean-outputs:
 	rm -rf data models checkpoints reports mlflow.db mlruns pipeline_root work

@@ -20,6 +20,10 @@ component = dsl.component(base_image=IMAGE, install_kfp_package=False)
 def list_shards(source: str, dest: str, task: str, model: str, ensemble: int, shards: int,
                 reprocess: bool, endpoint_url: str, run_id: str) -> list:
     """The inputs to process, as at most `shards` lists (the plan goes to DST/_gir/runs/)."""
+    from components.settings import preflight
+
+    preflight()
+
     from gir.data.storage import use_endpoint
     from gir.rectifier.batch import plan_shards
     from gir.tracking.resolve import resolve_deblurrer_with_source
@@ -34,6 +38,10 @@ def list_shards(source: str, dest: str, task: str, model: str, ensemble: int, sh
 def rectify_shard(source: str, dest: str, task: str, model: str, ensemble: int, reprocess: bool,
                   endpoint_url: str, run_id: str, shard: dict, counts: Output[Metrics]):
     """Rectify (or deblur) the inputs of one shard into dest, through the ledger."""
+    from components.settings import preflight
+
+    preflight()
+
     from gir.data.storage import use_endpoint
     from gir.rectifier.batch import run_batch, shard_report_name
     from gir.tracking.resolve import resolve_deblurrer_with_source, resolve_detector
@@ -51,6 +59,10 @@ def rectify_shard(source: str, dest: str, task: str, model: str, ensemble: int, 
 @component
 def summarize(dest: str, endpoint_url: str, run_id: str, totals: Output[Metrics]) -> dict:
     """Merge the plan and shard reports into DST/_gir/report.json; returns the counts."""
+    from components.settings import preflight
+
+    preflight()
+
     from gir.data.storage import use_endpoint
     from gir.rectifier.batch import merge_reports
 

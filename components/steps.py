@@ -24,6 +24,10 @@ component = dsl.component(base_image=IMAGE, install_kfp_package=False)
 @component
 def ingest(seed: int, data: dict, raw: Output[Dataset]):
     """Run the configured data source; `raw` holds manifest.csv and the pairs it names."""
+    from components.settings import preflight
+
+    preflight()
+
     from gir.config import params_from_struct
     from gir.steps.ingest import ingest as step
 
@@ -31,9 +35,14 @@ def ingest(seed: int, data: dict, raw: Output[Dataset]):
 
 
 @component
-def validate(validate: dict, raw: Input[Dataset], validated: Output[Dataset],
+def validate(validate: dict, mlflow: dict, raw: Input[Dataset], validated: Output[Dataset],
              quality_report: Output[HTML], quality: Output[Metrics]):
-    """The quality gate: passing pairs' manifest (+ quarantine.csv), its HTML report, counts."""
+    """The quality gate: passing pairs' manifest (+ quarantine.csv), its HTML report, counts;
+    its MLflow run (`quality-gate`) as under dvc repro."""
+    from components.settings import preflight
+
+    preflight()
+
     import json
     import shutil
     import tempfile
@@ -44,8 +53,8 @@ def validate(validate: dict, raw: Input[Dataset], validated: Output[Dataset],
 
     report_dir = Path(tempfile.mkdtemp())
     try:
-        step(params_from_struct({"validate": validate}).validate, raw.path, validated.path,
-             report_dir)
+        p = params_from_struct({"validate": validate, "mlflow": mlflow})
+        step(p.validate, raw.path, validated.path, report_dir, p.mlflow)
     finally:  # a failed gate still leaves its report for the person debugging the run
         if (report_dir / "quality.html").exists():
             shutil.copyfile(report_dir / "quality.html", quality_report.path)
@@ -58,6 +67,10 @@ def validate(validate: dict, raw: Input[Dataset], validated: Output[Dataset],
 def preprocess(preprocess: dict, raw: Input[Dataset], validated: Input[Dataset],
                processed: Output[Dataset]):
     """Resize and normalise the pairs that passed the gate."""
+    from components.settings import preflight
+
+    preflight()
+
     from gir.config import params_from_struct
     from gir.steps.preprocess import preprocess as step
 
@@ -68,6 +81,10 @@ def preprocess(preprocess: dict, raw: Input[Dataset], validated: Input[Dataset],
 @component
 def split(seed: int, split: dict, processed: Input[Dataset], split_manifest: Output[Dataset]):
     """Assign train/val/test by scene; `split_manifest` holds manifest.csv."""
+    from components.settings import preflight
+
+    preflight()
+
     from gir.config import params_from_struct
     from gir.steps.split import split as step
 
@@ -87,6 +104,10 @@ def train(seed: int, data: dict, validate: dict, preprocess: dict, split: dict, 
     the engine and KFP run id become tags of that run. In a sweep, overrides (``key=value``)
     are this child's settings and the run nests under the sweep's parent run.
     """
+    from components.settings import preflight
+
+    preflight()
+
     import os
     import tempfile
 
@@ -128,6 +149,10 @@ def evaluate(evaluate: dict, mlflow: dict, processed: Input[Dataset],
              split_manifest: Input[Dataset], generator: Input[Model],
              evaluation: Output[Artifact], test_metrics: Output[Metrics]):
     """PSNR/SSIM on the held-out split; `evaluation` holds metrics.json + per-image CSV."""
+    from components.settings import preflight
+
+    preflight()
+
     from pathlib import Path
 
     from gir.config import params_from_struct
@@ -148,6 +173,10 @@ def register(model: dict, evaluate: dict, register: dict, mlflow: dict,
              generator: Input[Model], evaluation: Input[Artifact],
              registration: Output[Artifact]):
     """Register the model in MLflow; champion only if it beats the champion on this test set."""
+    from components.settings import preflight
+
+    preflight()
+
     from gir.config import params_from_struct
     from gir.steps.register import register as step
 
@@ -165,6 +194,10 @@ def sweep_register(seed: int, data: dict, validate: dict, preprocess: dict, spli
                    generators: Input[List[Model]], evaluations: Input[List[Artifact]],
                    registration: Output[Artifact]):
     """A sweep's end: compare the children on the MLflow parent run, register the best."""
+    from components.settings import preflight
+
+    preflight()
+
     from gir.config import params_from_struct
     from gir.steps.sweep import register_best
 
@@ -178,18 +211,23 @@ def sweep_register(seed: int, data: dict, validate: dict, preprocess: dict, spli
 
 
 @component
-def detector(detect: dict, mlflow: dict, engine: str, kfp_run_id: str,
+def detector(detect: dict, mlflow: dict, engine: str,
              detector_model: Output[Model], detector_metrics: Output[Metrics]):
-    """Fit, score and register the blur detector (gir-detector); independent of the data steps."""
+    """Fit, score and register the blur detector (gir-detector); independent of the data steps.
+
+    No run id among its inputs: KFP's cache key is its params and image, so a run with the
+    same ones reuses the last result instead of registering another version (as under DVC)."""
+    from components.settings import preflight
+
+    preflight()
+
     import json
-    import os
     import tempfile
     from pathlib import Path
 
     from gir.config import params_from_struct
     from gir.steps.detector import train_detector as step
 
-    os.environ["GIR_KFP_RUN_ID"] = kfp_run_id
     p = params_from_struct({"detect": detect, "mlflow": mlflow})
     metrics = Path(tempfile.mkdtemp()) / "detector.json"
     step(p, detector_model.path, metrics, engine=engine)

@@ -27,6 +27,10 @@ from typing import Any
 
 from gir.config import load_params, params_from_struct, to_dict
 from gir.errors import GirError
+from pipelines.environment import configure as configure_env
+from pipelines.environment import without_file_tracking
+from pipelines.environment import (MLFLOW_SECRET, S3_SECRET, SECRET_KEYS,  # noqa: F401
+                                   secrets_for)
 
 PIPELINE_NAME = "gir"
 DATA_STEPS = ("ingest", "validate", "preprocess", "split")
@@ -46,17 +50,9 @@ CLUSTER = "kubeflow"
 CHECKPOINT_MOUNT = "/gir/checkpoints"
 SHM_VOLUME = "dshm"
 
-# Kubernetes secrets -> environment variables (secret key = variable name), and who gets them.
-S3_SECRET = os.environ.get("GIR_S3_SECRET", "gir-s3")
-MLFLOW_SECRET = os.environ.get("GIR_MLFLOW_SECRET", "gir-mlflow")
-SECRET_KEYS = {
-    S3_SECRET: ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
-    MLFLOW_SECRET: ["MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME",
-                    "MLFLOW_TRACKING_PASSWORD"],
-}
-SECRETS_FOR = {"ingest": [S3_SECRET], "train": [S3_SECRET, MLFLOW_SECRET],
-               "evaluate": [S3_SECRET, MLFLOW_SECRET], "register": [S3_SECRET, MLFLOW_SECRET],
-               "detector": [S3_SECRET, MLFLOW_SECRET]}   # S3: MLflow's artifact store
+# Kubernetes secrets -> environment variables, and who gets them: pipelines/environment.py.
+SECRETS_FOR = {name: secrets_for(name) for name in (*DATA_STEPS, "train", "evaluate",
+                                                    "register", "detector")}
 
 
 def param_defaults(params_file: str | Path = "params.yaml",
@@ -83,8 +79,10 @@ def build_pipeline(defaults: dict[str, Any], image: str | None = None, engine: s
 
     import components as c
 
-    names = [n for n in defaults if n != CLUSTER]
     layout = layout or defaults
+    if engine == "kfp":  # a file store would be the pod's: the server comes from the secret
+        defaults = without_file_tracking(defaults)
+    names = [n for n in defaults if n != CLUSTER]
 
     def task(op, sections: dict, **inputs):
         return _task(op, sections, engine, image, **inputs)
@@ -98,7 +96,7 @@ def build_pipeline(defaults: dict[str, Any], image: str | None = None, engine: s
         task(c.register, s, processed=processed, split_manifest=split, generator=model,
              evaluation=evaluation)
         # The blur detector needs none of the data above: an independent branch.
-        task(c.detector, s, engine=engine, kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+        task(c.detector, s, engine=engine)   # no run id: its cache key is params + image
 
     gir.__signature__ = inspect.Signature([
         inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=defaults[n],
@@ -112,7 +110,7 @@ def build_pipeline(defaults: dict[str, Any], image: str | None = None, engine: s
 
 def _task(op, sections: dict, run_engine: str, image: str | None, **inputs):
     """Call a component with the sections it declares plus the given inputs."""
-    from kfp import kubernetes
+    import components
 
     wanted = {k: sections[k] for k in op.component_spec.inputs if k in sections}
     t = op(**wanted, **inputs)
@@ -123,9 +121,7 @@ def _task(op, sections: dict, run_engine: str, image: str | None, **inputs):
         t.set_container_image(image)
     if op.name in DATA_STEPS and run_engine == "kfp":  # locally a failure is not transient
         t.set_retry(num_retries=RETRIES, backoff_duration=RETRY_BACKOFF)
-    for secret in SECRETS_FOR.get(op.name, []):
-        kubernetes.use_secret_as_env(
-            t, secret_name=secret, secret_key_to_env={k: k for k in SECRET_KEYS[secret]})
+    configure_env(t, op.name, run_engine, image or components.IMAGE)
     return t
 
 
@@ -295,24 +291,32 @@ def compile_pipeline(out: str | Path, defaults: dict, image: str | None = None,
     return out
 
 
-def run_local(defaults: dict, values: dict, root: str | Path = "pipeline_root") -> Path:
-    """Run the pipeline here with KFP's SubprocessRunner; returns the run's artifact folder.
+def run_local(defaults: dict, values: dict, root: str | Path = "pipeline_root",
+              runner: str = "subprocess", image: str | None = None) -> Path:
+    """Run the pipeline here with KFP's local runner; returns the run's artifact folder.
 
-    Tasks run as subprocesses of this Python (no containers, no GPU/CPU settings), so the
-    environment must have gir installed, as the image does.
+    subprocess: tasks run as subprocesses of this Python (no containers, no GPU/CPU
+    settings), so the environment must have gir installed, as the image does. docker: every
+    task in the image (pipelines/environment.py: check_docker_run says what it needs).
     """
-    return run_locally(lambda: build_pipeline(defaults, engine="kfp-local")(
-        **changed_sections(defaults, values)), root)
+    engine = local_engine(runner, image)
+    return run_locally(lambda: build_pipeline(defaults, image, engine=engine)(
+        **changed_sections(defaults, values)), root, runner)
 
 
-def run_locally(start, root: str | Path = "pipeline_root") -> Path:
-    """Call start() (which calls a pipeline function) under kfp.local's SubprocessRunner;
-    returns the new run's artifact folder. Shared by every pipeline of this package."""
+def run_locally(start, root: str | Path = "pipeline_root", runner: str = "subprocess") -> Path:
+    """Call start() (which calls a pipeline function) under kfp.local's SubprocessRunner or
+    DockerRunner; returns the new run's artifact folder. Shared by every pipeline here."""
     import kfp.local
 
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    if runner == "docker":  # host networking: the steps reach S3 and MLflow on loopback
+        kfp.local.init(runner=kfp.local.DockerRunner(network_mode="host"),
+                       pipeline_root=str(root))
+    else:
+        kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False),
+                       pipeline_root=str(root))
     before = set(root.iterdir())
     # Here the "image" is this very environment, which has gir installed: not worth a warning.
     warnings.filterwarnings("ignore", message=".*non-Python base image")
@@ -323,6 +327,17 @@ def run_locally(start, root: str | Path = "pipeline_root") -> Path:
         raise GirError(f"local run failed: {_one_line(exc)}") from None
     runs = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
     return runs[-1] if runs else root
+
+
+def local_engine(runner: str, image: str | None) -> str:
+    """The engine a local run tags its runs with; for docker, checked before any task runs."""
+    if runner != "docker":
+        return "kfp-local"
+    import components
+    from pipelines.environment import check_docker_run
+
+    check_docker_run(image or components.IMAGE)
+    return "kfp-docker"
 
 
 def submit(host, defaults: dict, values: dict, experiment: str = "gir",

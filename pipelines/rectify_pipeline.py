@@ -17,8 +17,8 @@ such as MinIO; empty = AWS).
 import time
 from pathlib import Path
 
-from pipelines.gir_pipeline import (MLFLOW_SECRET, S3_SECRET, SECRET_KEYS, create_recurring_run,
-                                    create_run, run_locally)
+from pipelines.environment import configure as configure_env
+from pipelines.gir_pipeline import create_recurring_run, create_run, local_engine, run_locally
 
 PIPELINE_NAME = "gir-rectify"
 DEFAULTS = {"source": "", "dest": "", "task": "rectify", "model": "", "ensemble": 1,
@@ -39,8 +39,9 @@ def rectify_arguments(values: dict) -> dict:
 def build_rectify_pipeline(defaults: dict | None = None, image: str | None = None,
                            engine: str = "kfp"):
     """The pipeline function; defaults become the compiled parameters' defaults."""
-    from kfp import dsl, kubernetes
+    from kfp import dsl
 
+    from components import IMAGE
     from components.rectify import list_shards, rectify_shard, summarize
 
     d = rectify_arguments(defaults or {})
@@ -52,9 +53,7 @@ def build_rectify_pipeline(defaults: dict | None = None, image: str | None = Non
         t.set_cpu_request(cpu).set_memory_request(memory)
         if image:
             t.set_container_image(image)
-        for secret in (S3_SECRET, MLFLOW_SECRET):
-            kubernetes.use_secret_as_env(
-                t, secret_name=secret, secret_key_to_env={k: k for k in SECRET_KEYS[secret]})
+        configure_env(t, op.name, engine, image or IMAGE)
         return t
 
     @dsl.pipeline(name=PIPELINE_NAME,
@@ -88,10 +87,13 @@ def compile_rectify(out: str | Path, values: dict | None = None,
     return out
 
 
-def run_rectify_local(values: dict, root: str | Path = "pipeline_root") -> Path:
-    """Run gir-rectify here with KFP's SubprocessRunner; returns the run's artifact folder."""
-    return run_locally(lambda: build_rectify_pipeline(values, engine="kfp-local")(
-        **rectify_arguments(values)), root)
+def run_rectify_local(values: dict, root: str | Path = "pipeline_root",
+                      runner: str = "subprocess", image: str | None = None) -> Path:
+    """Run gir-rectify here with KFP's local runner (subprocess or docker); returns the run's
+    artifact folder."""
+    engine = local_engine(runner, image)
+    return run_locally(lambda: build_rectify_pipeline(values, image, engine=engine)(
+        **rectify_arguments(values)), root, runner)
 
 
 def submit_rectify(host: str, values: dict, experiment: str = "gir",

@@ -81,7 +81,8 @@ def submit(tmp_path, url, *args, check=True, env=None):
     return run_gir("pipeline", "submit", "--host", url, "--params", PARAMS, "--image", IMAGE,
                    *args, cwd=tmp_path, check=check,
                    env={"KF_PIPELINES_TOKEN": "", "KF_PIPELINES_SA_TOKEN_PATH": "",
-                        "KF_PIPELINES_COOKIE": "", **(env or {})})
+                        "KF_PIPELINES_COOKIE": "",
+                        "MLFLOW_TRACKING_URI": "http://mlflow.example:5000", **(env or {})})
 
 
 # ----------------------------------------------------------------------------- submit

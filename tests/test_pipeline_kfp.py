@@ -25,6 +25,7 @@ DATA_STEPS = STEPS[:4]
 ALL_TASKS = STEPS + ["detector"]   # the blur detector: an independent branch
 IMAGE = "registry.example.com/ml/gir:test"
 PARAMS = str(ROOT / "params.yaml")
+SERVER = {"MLFLOW_TRACKING_URI": "http://mlflow.example:5000"}   # submit refuses a file store
 
 
 def compile_spec(tmp_path, *args: str, env: dict | None = None) -> tuple[dict, dict]:
@@ -54,8 +55,9 @@ def test_seven_steps_in_order_and_the_detector_beside_them(compiled):
         assert before in tasks[after].get("dependentTasks", []), (before, after)
     assert "dependentTasks" not in tasks["ingest"]
     assert "dependentTasks" not in tasks["detector"]
-    assert set(tasks["detector"]["inputs"]["parameters"]) == {"detect", "mlflow", "engine",
-                                                              "kfp_run_id"}
+    # No run id among the detector's inputs: KFP's cache then keeps it while its params and
+    # image stay the same, instead of registering a new gir-detector version every run.
+    assert set(tasks["detector"]["inputs"]["parameters"]) == {"detect", "mlflow", "engine"}
 
 
 def test_gpu_toleration_and_requests_on_train_only(compiled):
@@ -102,7 +104,10 @@ def test_parameters_are_params_yaml(compiled):
     spec, _ = compiled
     inputs = spec["root"]["inputDefinitions"]["parameters"]
     defaults = {k: v["defaultValue"] for k, v in inputs.items()}
-    assert to_dict(params_from_struct(defaults)) == param_defaults(PARAMS)
+    expected = param_defaults(PARAMS)
+    # params.yaml's sqlite store would be a file in the pod: compiled out (the secret's wins)
+    expected["mlflow"]["tracking_uri"] = ""
+    assert to_dict(params_from_struct(defaults)) == expected
     train_inputs = spec["root"]["dag"]["tasks"]["train"]["inputs"]["parameters"]
     assert train_inputs["engine"]["runtimeValue"]["constant"] == "kfp"
     assert train_inputs["kfp_run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
@@ -169,7 +174,7 @@ def test_submit_posts_the_compiled_pipeline_with_the_parameters(tmp_path, kfp_ap
     url, server = kfp_api()
     proc = run_gir("pipeline", "submit", "--host", url, "--experiment", "deblur-exp",
                    "--image", IMAGE, "--params", PARAMS, "--set", "train.steps=7",
-                   "--set", "seed=3", cwd=tmp_path)
+                   "--set", "seed=3", cwd=tmp_path, env=SERVER)
     assert proc.stdout.strip() == f"{url}/#/runs/details/run-123"
     calls = [(m, p) for m, p, _ in server.seen]
     assert ("POST", "/apis/v2beta1/experiments") in calls
@@ -196,7 +201,7 @@ def test_bad_host_is_one_line(tmp_path, kfp_api, case):
             "not-kfp": lambda: kfp_api(status=404)[0],
             "not-a-url": lambda: "kfp.example"}[case]()
     proc = run_gir("pipeline", "submit", "--host", host, "--params", PARAMS, cwd=tmp_path,
-                   check=False)
+                   check=False, env=SERVER)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "error" in line]

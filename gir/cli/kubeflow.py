@@ -32,8 +32,11 @@ def _pipeline_args(p):
                    help="output YAML file (default: gir-pipeline.yaml / gir-rectify.yaml)")
     r = actions.add_parser("run", help="run the pipeline here with KFP's local runner")
     r.add_argument("--local", action="store_true", required=True,
-                   help="run with kfp.local's SubprocessRunner (to use a cluster: submit)")
+                   help="run with kfp.local (to use a cluster: submit)")
     r.add_argument("--root", default="pipeline_root", help="where artifacts go")
+    r.add_argument("--runner", default="subprocess", choices=["subprocess", "docker"],
+                   help="subprocess (default): each step in this Python; docker: each step in "
+                        "the image, through a docker engine (docs/kubeflow.md, Containers)")
     s = actions.add_parser("submit", help="submit a run to a Kubeflow Pipelines endpoint")
     k = actions.add_parser("schedule", help="create a KFP recurring run (cron) of a pipeline")
     for a in (s, k):
@@ -52,7 +55,7 @@ def _pipeline_args(p):
                             f"(default: {'rectify' if a is k else 'train'})")
         add_params(a)
         _rectify_flags(a)
-    for a in (c, s, k):
+    for a in (c, r, s, k):
         a.add_argument("--image", default=None,
                        help="component image (default: $GIR_IMAGE or gir:<version>)")
 
@@ -89,6 +92,7 @@ def rectify_values(args) -> dict:
     _pipeline_args)
 def cmd_pipeline(args) -> int:
     import pipelines
+    from pipelines.environment import check_submit_tracking
 
     if args.pipeline == "rectify":
         return _rectify(args)
@@ -98,12 +102,13 @@ def cmd_pipeline(args) -> int:
         path = pipelines.compile_pipeline(args.out or "gir-pipeline.yaml", values, args.image)
         say(f"pipeline: wrote {path}")
     elif args.action == "run":
-        run_dir = pipelines.run_local(defaults, values, args.root)
+        run_dir = pipelines.run_local(defaults, values, args.root, args.runner, args.image)
         say(f"pipeline: artifacts in {run_dir}")
         decision = run_dir / "register" / "registration"
         if decision.exists():
             print(decision.read_text())
     elif args.action == "submit":
+        check_submit_tracking(values)
         url = pipelines.submit(_connection(args), defaults, values, args.experiment, args.run_name,
                                args.image)
         say("pipeline: submitted; watch it at")
@@ -111,6 +116,7 @@ def cmd_pipeline(args) -> int:
     else:
         from pipelines.gir_pipeline import changed_sections
 
+        check_submit_tracking(values)
         url = pipelines.create_recurring_run(
             _connection(args),
             lambda path: pipelines.compile_pipeline(path, defaults, args.image, values),
@@ -138,7 +144,7 @@ def _rectify(args) -> int:
         from gir.data.storage import Location, use_endpoint
         from gir.rectifier.ledger import REPORT
 
-        run_dir = pipelines.run_rectify_local(values, args.root)
+        run_dir = pipelines.run_rectify_local(values, args.root, args.runner, args.image)
         say(f"pipeline: artifacts in {run_dir}")
         use_endpoint(args.endpoint_url)
         report = json.loads(Location(args.dest).read(REPORT))

@@ -188,11 +188,11 @@ def validate(
 def log_reports(mlflow_cfg: MlflowConfig, report_dir: Path, version: str,
                 result: GateResult) -> None:
     """Log the gate's reports and counts to an MLflow run tagged with the data version."""
-    from gir.tracking.runs import setup
+    from gir.tracking.runs import run_tags, setup
 
     mlflow = setup(mlflow_cfg)
-    with mlflow.start_run(run_name="quality-gate"):
-        mlflow.set_tags({"step": "validate", "gir.step": "validate", "data_version": version})
+    tags = run_tags(os.environ.get("GIR_ENGINE", "cli"), version, "validate")
+    with mlflow.start_run(run_name="quality-gate", tags={**tags, "step": "validate"}):
         mlflow.log_metrics({"pairs_passed": result.passed,
                             "pairs_quarantined": result.quarantined,
                             "quarantined_fraction": result.fraction})
