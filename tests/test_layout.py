@@ -147,3 +147,61 @@ def test_dvc_stages_depend_on_the_code_they_run():
         assert listed == code_deps(f"gir.steps.{step_of(stage['cmd'])}"), (
             f"dvc.yaml stage {name}: its code deps differ from what its step imports; "
             "`make dvc-deps` prints the right list")
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """Library functions (gir/, components/, pipelines/) longer than limit lines, def to end."""
+    found = []
+    for folder in ("gir", "components", "pipelines"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    n = node.end_lineno - node.lineno + 1
+                    if n > limit:
+                        found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} "
+                                     f"({n} lines)")
+    return found
+
+
+def test_no_library_function_is_longer_than_80_lines():
+    """A function that does one thing fits on a screen; split longer ones along their seams."""
+    offenders = long_functions()
+    assert not offenders, (f"{len(offenders)} functions over {MAX_FUNCTION_LINES} lines:\n"
+                           + "\n".join(offenders))
+
+
+def contributing_modules() -> set[str]:
+    """The gir/ modules CONTRIBUTING.md's layout tree names (paths relative to the repo)."""
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    block = text.split("## The layout", 1)[1].split("```", 2)[1]
+    listed, stack = set(), []
+    for line in block.splitlines()[1:]:
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        tokens = line.split()
+        if tokens[0].endswith("/"):
+            stack.append((indent, tokens[0].rstrip("/")))
+            continue
+        folder = "/".join(name for _, name in stack)
+        for token in tokens:
+            if not token.endswith(".py"):
+                break
+            listed.add(f"{folder}/{token}")
+    return {m for m in listed if m.startswith("gir/")}
+
+
+def test_contributing_lists_every_module():
+    """A newcomer finds every module in CONTRIBUTING.md's tree, and no module that is gone."""
+    actual = {str(p.relative_to(ROOT)) for p in (ROOT / "gir").rglob("*.py")}
+    listed = contributing_modules()
+    missing = sorted(m for m in actual - listed if not m.endswith("/__init__.py")
+                     or m == "gir/__init__.py")
+    gone = sorted(listed - actual)
+    assert not missing and not gone, (f"CONTRIBUTING.md's layout lacks {missing}"
+                                      f" and lists modules that are gone: {gone}")
