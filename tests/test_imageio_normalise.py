@@ -6,12 +6,12 @@ import io
 
 import numpy as np
 import pytest
-from datatrees import blurred, jpeg_bytes, near_copy, photo
 from PIL import Image
 
-from gir.errors import BadImageError
+from datatrees import blurred, jpeg_bytes, near_copy, photo
 from gir.data.facts import hamming, image_facts, phash, sharpness
 from gir.data.imageio import decode_image
+from gir.errors import BadImageError
 
 
 def _png(img: Image.Image, **kw) -> bytes:

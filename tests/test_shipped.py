@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from gir.errors import GirError
-from gir.nn import build_generator
-from gir.nn import shipped
+from gir.nn import build_generator, shipped
 from gir.rectifier.inference import save_generator
 from gir.tracking import resolve
 from gir.tracking.ship import model_card, ship_model
@@ -69,8 +68,8 @@ def test_default_chain_falls_back_to_the_shipped_model_without_creating_a_store(
 
 
 def test_warm_start_loads_the_shipped_weights_and_refuses_another_architecture(fake_shipped):
-    from tests.helpers import tiny_params
     from gir.steps.train import Trainer
+    from tests.helpers import tiny_params
 
     init = resolve.resolve_init("pretrained")
     assert init["sha256"] == shipped.file_sha256(fake_shipped / "generator.pt")
@@ -88,8 +87,8 @@ def test_warm_start_loads_the_shipped_weights_and_refuses_another_architecture(f
 def test_warm_start_grows_a_nafnet_by_identity_blocks(fake_shipped, capsys):
     """model.generator_args with more blocks than the init: the new ones start as the identity,
     so the grown generator computes what the shipped one does; fewer blocks is refused."""
-    from tests.helpers import tiny_params
     from gir.steps.train import Trainer
+    from tests.helpers import tiny_params
 
     init = resolve.resolve_init("pretrained")
     torch.manual_seed(1)

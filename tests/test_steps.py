@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gir.errors import GateFailed
 from gir.data.imageio import read_rgb
-from gir.steps.ingest import ingest
 from gir.data.manifest import COLUMNS, read_manifest, resolve, sha256_file
+from gir.errors import GateFailed
+from gir.steps.ingest import ingest
 from gir.steps.preprocess import preprocess
 from gir.steps.split import assign_scenes, split
 from gir.steps.validate import validate

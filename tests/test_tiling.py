@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from gir.rectifier.inference import Deblurrer, blend_ramp, tile_starts
-from gir.nn import build_generator
 from gir.data.sources.sample import load_sample_image
+from gir.nn import build_generator
+from gir.rectifier.inference import Deblurrer, blend_ramp, tile_starts
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import traceback
 from gir.cli import batch, corpus, kubeflow, steps, sweep, use  # noqa: F401
 from gir.cli.common import COMMANDS, add_global_flags, setup_logging
 
-
 _ORDER = ("steps", "use", "batch", "kubeflow", "corpus", "sweep")
 
 

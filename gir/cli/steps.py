@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
-from gir.cli.common import (CHECKPOINTS, DETECTOR, DETECTOR_METRICS, METRICS, MODELS, PER_IMAGE,
-    PROCESSED, QUALITY, RAW, REGISTRATION, SPLIT, TRAIN_REPORT, VALIDATED, add_params,
-    add_split_data, command, engine_tag, params_from_args, say)
+from gir.cli.common import (
+    CHECKPOINTS,
+    DETECTOR,
+    DETECTOR_METRICS,
+    METRICS,
+    MODELS,
+    PER_IMAGE,
+    PROCESSED,
+    QUALITY,
+    RAW,
+    REGISTRATION,
+    SPLIT,
+    TRAIN_REPORT,
+    VALIDATED,
+    add_params,
+    add_split_data,
+    command,
+    engine_tag,
+    params_from_args,
+    say,
+)
 
 
 def _ingest_args(p):
@@ -150,9 +168,12 @@ def cmd_detect_train(args) -> int:
     import json
     from pathlib import Path
 
+    from gir.benchmarks.detector import benchmark_items
     from gir.steps.detector import train_detector
 
-    d = train_detector(params_from_args(args), args.out, args.metrics, engine=engine_tag(args.engine))
+    params = params_from_args(args)
+    d = train_detector(params, args.out, args.metrics, engine=engine_tag(args.engine),
+                       bench=benchmark_items(params))
     blur_map = json.loads(Path(args.metrics).read_text())["blur_map"]
     say(f"detect-train: blur-map F {blur_map['f_measure']:.3f} -> {args.out}; "
          f"{d['model_name']} v{d['version']} -> @{d['alias']} ({d['reason']})")

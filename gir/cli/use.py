@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from gir.cli.batch import add_batch_flags, add_bench_batch_flags
-from gir.cli.common import (add_ensemble, add_model_params, add_params, add_split_data,
-                             command, params_from_args, renamed, say, use_params)
+from gir.cli.common import (
+    add_ensemble,
+    add_model_params,
+    add_params,
+    add_split_data,
+    command,
+    params_from_args,
+    renamed,
+    say,
+    use_params,
+)
 
 
 def _promote_args(p):

@@ -4,10 +4,33 @@ schema.py says what the knobs are, check.py checks a mapping against it, load.py
 params.yaml and ``--set`` overrides. Callers import from here.
 """
 
-from gir.config.load import (apply_override, flatten, load_params, params_from_dict,  # noqa: F401
-                             params_from_struct, parse_override, to_dict)
-from gir.config.schema import (ConfigError, DEFAULT_PARAMS, DataConfig, DetectConfig,
-                               EvaluateConfig, FolderConfig, GoproConfig, LossConfig,
-                               MlflowConfig, ModelConfig, Params, PreprocessConfig,
-                               RegisterConfig, SampleConfig, SplitConfig, SynthConfig,
-                               TrainConfig, UnsplashConfig, ValidateConfig)  # noqa: F401
+from gir.config.load import (  # noqa: F401
+                             apply_override,
+                             flatten,
+                             load_params,
+                             params_from_dict,
+                             params_from_struct,
+                             parse_override,
+                             to_dict,
+)
+from gir.config.schema import (
+                             DEFAULT_PARAMS,
+                             ConfigError,
+                             DataConfig,
+                             DetectConfig,
+                             EvaluateConfig,
+                             FolderConfig,
+                             GoproConfig,
+                             LossConfig,
+                             MlflowConfig,
+                             ModelConfig,
+                             Params,
+                             PreprocessConfig,
+                             RegisterConfig,
+                             SampleConfig,
+                             SplitConfig,
+                             SynthConfig,
+                             TrainConfig,  # noqa: F401
+                             UnsplashConfig,
+                             ValidateConfig,
+)

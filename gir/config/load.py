@@ -14,6 +14,7 @@ import yaml
 from gir.config.check import build
 from gir.config.schema import DEFAULT_PARAMS, ConfigError, Params
 
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse ``key.sub=value`` (value in YAML syntax), as ``dvc exp run -S`` takes it."""
     if "=" not in text:

@@ -253,6 +253,8 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     num_workers: int = 0
+    # decoded training images kept per loader process (they stream from disk)
+    cache_mb: Annotated[int, Range(ge=0)] = 128
     checkpoint_every: Positive = 200
     log_every: Positive = 20
     image_every: Positive = 300
