@@ -8,9 +8,9 @@ import numpy as np
 
 from gir.data.blur import degrade, random_blur
 from gir.data.imageio import read_image, write_png
+from gir.data.sources.sample import load_sample_image
 from gir.rectifier.rectify import rectify_files
 from gir.tracking.resolve import resolve_detector
-from gir.data.sources.sample import load_sample_image
 from tests.conftest import ROOT, run_gir
 
 
@@ -71,3 +71,34 @@ def test_cli_rectify_with_the_tiny_model(tmp_path, tiny_run):
                    str(out), "--model", str(tiny_run.root / "models"), cwd=ROOT)
     assert "1 deblurred, 1 untouched, 0 failed" in proc.stderr
     assert read_image(out / "shaky.png")[0].shape == (256, 256, 3)
+
+
+def test_the_one_rule_acts_on_the_detectors_operating_point_and_says_why(tmp_path):
+    from gir.rectifier.detect import with_operating_point
+    from gir.rectifier.rectify import Rectifier
+
+    sharp, _ = photos(tmp_path)
+    strict = Rectifier(CountingDeblurrer, resolve_detector())
+    out, decision = strict.rectify(sharp)
+    assert not decision.deblurred and out is sharp and decision.action == "untouched (not blurred)"
+    assert decision.reason and decision.report()["reason"] == decision.reason
+    eager = Rectifier(CountingDeblurrer, with_operating_point(resolve_detector(), 1.0))
+    out, decision = eager.rectify(sharp)      # calls every textured photo blurred
+    assert decision.deblurred and decision.action.startswith("deblurred (")
+    assert np.array_equal(out, np.clip(sharp.astype(int) + 1, 0, 255))
+
+
+def test_detection_in_blocks_matches_the_whole_photo_map():
+    from gir.rectifier.blur_features import to_grey
+    from gir.rectifier.detect import _blur_map, blur_map_in_blocks
+
+    detector = resolve_detector()
+    rgb = np.tile(load_sample_image("astronaut"), (2, 2, 1))[:700, :1000]   # ragged edges
+    grey = to_grey(rgb)
+    whole_labels, whole_prob, whole_x = _blur_map(grey, detector)
+    labels, prob, x = blur_map_in_blocks(grey, detector, block=256, margin=64)
+    assert labels.shape == whole_labels.shape and x.shape == whole_x.shape
+    assert (labels == whole_labels).mean() > 0.9        # only the noise level is per block
+    assert (np.isnan(prob) == np.isnan(whole_prob)).mean() > 0.9   # flat: the same tiles
+    one = blur_map_in_blocks(grey, detector, block=1024)
+    assert np.array_equal(one[0], whole_labels)           # one block: exactly the whole map

@@ -84,11 +84,28 @@ class Limits:
                            "limit > 0")
 
 
+def release_memory() -> None:
+    """Give freed heap back to the system (glibc keeps it per thread arena otherwise, and a
+    photo's worth of arrays per arena adds up); a no-op where malloc_trim does not exist."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class Admission:
-    """At most `running` requests at work at once and `waiting` more queued; beyond: BusyError."""
+    """At most `running` requests at work at once and `waiting` more queued; beyond: BusyError.
+
+    The work itself runs on `running` dedicated threads, so the heap grows in that many
+    malloc arenas at most, whichever of the server's threads took the request."""
 
     def __init__(self, running: int, waiting: int, wait_seconds: float):
+        from concurrent.futures import ThreadPoolExecutor
+
         self.running, self.waiting, self.wait_seconds = running, waiting, wait_seconds
+        self.workers = ThreadPoolExecutor(running, thread_name_prefix="gir-work")
         self._slots = threading.Semaphore(running)
         self._lock = threading.Lock()
         self.inside = 0                       # running + waiting now
@@ -118,12 +135,22 @@ class Admission:
             with self._lock:
                 self.inside -= 1
 
+    def run(self, fn, *args):
+        """fn(*args) on a work thread once admitted (BusyError when not), memory given back."""
+        def job():
+            try:
+                return fn(*args)
+            finally:
+                release_memory()
+        with self.slot():
+            return self.workers.submit(job).result()
+
 
 class ResultStore:
     """Result PNGs in a private temporary folder, each kept `ttl` seconds after it was made."""
 
-    def __init__(self, ttl: float):
-        self.ttl = ttl
+    def __init__(self, ttl: float, clock=time.monotonic):
+        self.ttl, self.clock = ttl, clock
         self.root = Path(tempfile.mkdtemp(prefix="gir-serve-"))     # mode 0700
         self.items: dict[str, tuple[float, str]] = {}               # key -> (made, name)
         self.lock = threading.Lock()
@@ -139,7 +166,7 @@ class ResultStore:
 
     def publish(self, key: str, download_name: str) -> None:
         with self.lock:
-            self.items[key] = (time.monotonic(), download_name)
+            self.items[key] = (self.clock(), download_name)
 
     def get(self, key: str, kind: str) -> tuple[Path, str] | None:
         """(PNG path, download name) of a live result, else None."""
@@ -152,7 +179,7 @@ class ResultStore:
 
     def sweep(self) -> None:
         """Delete the results older than ttl (and the folders of abandoned requests)."""
-        cutoff = time.monotonic() - self.ttl
+        cutoff = self.clock() - self.ttl
         with self.lock:
             old = [k for k, (made, _) in self.items.items() if made < cutoff]
             for k in old:
@@ -342,9 +369,8 @@ def create_app(model: str | None = None, device: str = "auto", limits: Limits | 
     @app.post("/api/rectify")
     def rectify(file: UploadFile = File(...), ensemble: str | None = Form(None)):
         name, views = safe_stem(file.filename), parse_ensemble(ensemble)
-        with admission.slot():
-            data = file.file.read(limits.max_bytes + 1)
-            return rectify_upload(rectifier, store, limits, data, name, views)
+        return admission.run(lambda: rectify_upload(
+            rectifier, store, limits, file.file.read(limits.max_bytes + 1), name, views))
 
     @app.get("/api/result/{key}/{kind}.png")
     def result_png(key: str, kind: str):
