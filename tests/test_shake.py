@@ -49,16 +49,18 @@ def test_a_crop_rendered_in_its_frame_matches_the_crop_of_the_whole_render():
     assert diff.max() <= 1
 
 
-def test_degradations_are_drawn_recorded_and_off_by_default():
+def test_degradations_are_drawn_recorded_and_off_when_switched_off():
     rng = np.random.default_rng(0)
-    plain = blur.synth_blur("motion", rng, SynthConfig())
+    off = SynthConfig(linear_light=False, shot_noise=[0.0, 0.0], read_noise=[0.0, 0.0],
+                      jpeg_probability=0.0, highlight_probability=0.0)
+    plain = blur.synth_blur("motion", rng, off, severity="full")
     assert plain.degradations == {} and "degradations" not in json.loads(blur.params_json(plain))
     synth = SynthConfig(kinds=["shake"], shot_noise=[0.01, 0.02], read_noise=[0.001, 0.002],
                         jpeg_probability=1.0, highlight_probability=1.0)
     spec = blur.synth_blur("shake", rng, synth)
     out = blur.degrade(_photo(), spec, rng)
     recorded = json.loads(blur.params_json(spec))
-    assert set(recorded["degradations"]) == {"shot_noise", "read_noise", "jpeg_quality",
+    assert set(recorded["degradations"]) == {"shot_noise", "read_noise", "jpeg_quality", "linear_light",
                                              "highlight_gain", "highlight_share"}
     assert recorded["frames"] >= 8 and out.dtype == np.uint8 and out.shape == (96, 128, 3)
 
@@ -98,7 +100,8 @@ def test_highlight_pairs_keep_their_own_sharp_target(tmp_path):
     sharp = np.full((64, 64, 3), 40, np.uint8)
     sharp[28:36, 28:36] = 220
     synth = SynthConfig(kinds=["motion", "shake"], per_image=2, highlight_probability=1.0,
-                        highlight_gain=[4.0, 4.0], highlight_share=[0.01, 0.01])
+                        highlight_gain=[4.0, 4.0], highlight_share=[0.01, 0.01],
+                        shares={"full": 1.0})
     rows = synthesize_pairs(sharp, "lamp", "lamp", "test", tmp_path, synth, seed=0)
     # Both blurs clip the lamp to the same white: one target file, named after its first pair.
     assert [r["sharp_path"] for r in rows] == ["sharp/lamp-00.png", "sharp/lamp-00.png"]

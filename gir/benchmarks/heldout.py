@@ -79,7 +79,7 @@ def heldout_pairs(params: Params, photos: list[str] | None = None, per_kind: int
         rng = image_rng(seed, name)
         for kind in synth.kinds:
             for i in range(per_kind):
-                spec = blur.synth_blur(kind, rng, synth)
+                spec = blur.synth_blur(kind, rng, synth, severity="full")
                 blurred = blur.degrade(sharp, spec, rng)
                 pairs.append(Pair(f"{name}-{kind}-{i}", kind, blurred,
                                   blur.sharp_target(sharp, spec),

@@ -4,6 +4,14 @@ Used by every source that starts from sharp photos (sample, folder, unsplash) an
 detector's synthetic test sets. Kernels are explicit arrays, so classical non-blind references
 (Wiener, Richardson-Lucy) can be handed the true kernel.
 
+Every kind is rendered as a camera records it (``data.synth.linear_light``, on by default): the
+sRGB photo is linearised, blurred in linear light, given shot and read noise there, returned
+through the tone curve and quantised, then JPEG round-tripped. ``synth_blur`` first draws a
+severity from ``data.synth.shares``: a full blur, a mild one (``mild_*`` ranges), or an identity
+pair (kind ``sharp``: the photo paired with itself, so a deblurrer learns to leave sharp photos
+alone). Motion kernels come from several families and defocus from real aperture shapes
+(gir.data.psf); a share of defocus varies with a depth ramp across the frame.
+
 The `shake` kind has no kernel: the camera rotates (yaw, pitch, roll) and moves along a smooth
 random path during the exposure, and the photo is the average of the warped frames in linear
 light, so the blur differs across the frame as it does in hand-held photos. Realistic
@@ -14,16 +22,21 @@ round trip.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
-import json
-
 import numpy as np
-from scipy import ndimage, signal
+from scipy import signal
+
+from gir.data import psf
 
 BLUR_KINDS = ("motion", "defocus", "gaussian")  # kinds with one kernel for the whole image
 SYNTH_KINDS = BLUR_KINDS + ("shake",)            # every kind data.synth can draw
-SYNTH_VERSION = 2  # bumped when the same params render different pairs (2: sharp_target)
+SHARP_KIND = "sharp"                             # an identity pair: the photo with itself
+SEVERITIES = ("full", "mild", "sharp")           # the keys of data.synth.shares
+# Bumped when the same params render different pairs (2: sharp_target; 3: linear light for
+# every kind, severities, motion families, aperture shapes, depth-varying defocus).
+SYNTH_VERSION = 3
 
 
 @dataclass
@@ -43,28 +56,16 @@ class BlurSpec:
     @property
     def margin(self) -> int:
         """How far (px) the blur reaches: a crop needs this much context on each side."""
-        if self.kernel is None:
+        if self.kind == SHARP_KIND:
+            return 0
+        if self.kind == "shake":
             return int(np.ceil(self.params["extent"])) + 2
+        if self.kernel is None:  # depth-varying defocus: the largest aperture's reach
+            return int(np.ceil(self.params["radius_max"] * 1.2)) + 2
         return self.kernel.shape[0] // 2
 
 
-def _normalise(k: np.ndarray) -> np.ndarray:
-    k = np.clip(k, 0, None)
-    k = _crop_to_support(k)
-    return (k / k.sum()).astype(np.float32)
-
-
-def _crop_to_support(k: np.ndarray) -> np.ndarray:
-    """Trim empty borders and make the kernel odd-sized and centred on its centre of mass."""
-    ys, xs = np.nonzero(k > k.max() * 1e-4)
-    k = k[ys.min(): ys.max() + 1, xs.min(): xs.max() + 1]
-    cy, cx = ndimage.center_of_mass(k)
-    h, w = k.shape
-    half = int(np.ceil(max(cy, h - 1 - cy, cx, w - 1 - cx)))
-    out = np.zeros((2 * half + 1, 2 * half + 1), np.float64)
-    oy, ox = half - int(round(cy)), half - int(round(cx))
-    out[oy: oy + h, ox: ox + w] = k
-    return out
+_normalise = psf.normalise  # trimmed, odd-sized, centred on the centre of mass, sum 1
 
 
 def motion_kernel(length: float, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
@@ -366,12 +367,78 @@ def draw_degradations(rng: np.random.Generator, synth) -> dict:
     return out
 
 
-def synth_blur(kind: str, rng: np.random.Generator, synth) -> BlurSpec:
-    """random_blur with the ranges of the ``data.synth`` params (a SynthConfig), plus its
-    degradations: ingest and training's fresh blurs draw from the same distribution here."""
-    spec = random_blur(kind, rng, tuple(synth.motion_length), tuple(synth.defocus_radius),
-                       tuple(synth.gaussian_sigma), tuple(synth.noise_sigma),
-                       tuple(synth.shake_extent), tuple(synth.shake_focal_mm))
+def draw_severity(rng: np.random.Generator, shares: dict, allow_sharp: bool = True) -> str:
+    """full, mild or sharp with the probabilities of data.synth.shares (sharp left out, and
+    the rest renormalised, when allow_sharp is False)."""
+    names = [k for k in SEVERITIES if k != SHARP_KIND or allow_sharp]
+    p = np.array([float(shares.get(k, 0.0)) for k in names])
+    if p.sum() <= 0:
+        return "full"
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
+
+
+def _draw_defocus(rng: np.random.Generator, synth, radius: float, depth: bool) -> BlurSpec:
+    """A polygonal (or round) aperture with a little spherical aberration; with depth, the
+    radius ramps across the frame from a far to a near value."""
+    low, high = synth.defocus_blades
+    blades = 0 if _chance(rng, synth.defocus_round_probability) else \
+        int(rng.integers(low, high + 1))
+    rotation = float(rng.uniform(0, 2 * np.pi))
+    spherical = float(rng.uniform(*synth.defocus_spherical)) * float(rng.choice([-1.0, 1.0]))
+    params = {"radius": round(radius, 3), "blades": blades, "rotation": round(rotation, 4),
+              "spherical": round(spherical, 4)}
+    if not depth:
+        return BlurSpec("defocus", psf.aperture_kernel(radius, blades, rotation, spherical),
+                        params)
+    near = float(rng.uniform(0.0, 0.5)) * radius  # a plane in focus somewhere near the edge
+    params.update(radius_near=round(near, 3), depth_angle=round(float(rng.uniform(0, 2 * np.pi)),
+                  4), radius_max=round(max(radius, near), 3))
+    return BlurSpec("defocus", None, params)
+
+
+def _draw_kind(kind: str, rng: np.random.Generator, synth, mild: bool) -> BlurSpec:
+    """One blur of a kind, from data.synth's full or mild ranges."""
+    def pick(name: str) -> tuple:
+        return tuple(getattr(synth, ("mild_" if mild else "") + name))
+
+    if kind == "motion":
+        family = str(rng.choice(synth.motion_families))
+        length = float(rng.uniform(*pick("motion_length")))
+        kernel, drawn = psf.MOTION_FAMILIES[family](length, rng)
+        return BlurSpec(kind, kernel, {"length": round(length, 3), "family": family, **drawn})
+    if kind == "defocus":
+        radius = float(rng.uniform(*pick("defocus_radius")))
+        depth = not mild and _chance(rng, synth.defocus_depth_probability)
+        return _draw_defocus(rng, synth, radius, depth)
+    if kind == "gaussian":
+        sigma = float(rng.uniform(*pick("gaussian_sigma")))
+        return BlurSpec(kind, gaussian_kernel(sigma), {"sigma": round(sigma, 3)})
+    if kind == "shake":
+        extent = float(rng.uniform(*pick("shake_extent")))
+        focal = float(rng.uniform(*synth.shake_focal_mm))
+        return BlurSpec(kind, None, {"extent": round(extent, 3), "focal_mm": round(focal, 2),
+                                     "seed": int(rng.integers(2**31))})
+    raise ValueError(f"unknown blur kind {kind!r} (expected one of {', '.join(SYNTH_KINDS)})")
+
+
+def synth_blur(kind: str, rng: np.random.Generator, synth, severity: str | None = None,
+               allow_sharp: bool = True) -> BlurSpec:
+    """One degradation drawn as data.synth (a SynthConfig) says: ingest, training's fresh
+    blurs and the benchmark's training-family rows all draw here.
+
+    The severity (full / mild / sharp) is drawn from synth.shares unless given; a sharp draw
+    is an identity pair of kind ``sharp`` whatever `kind` asked for (recorded as
+    params["requested"]). Every drawn value lands in spec.params / spec.degradations."""
+    severity = severity or draw_severity(rng, synth.shares, allow_sharp)
+    if severity not in SEVERITIES:
+        raise ValueError(f"unknown severity {severity!r} (expected one of "
+                         f"{', '.join(SEVERITIES)})")
+    if severity == SHARP_KIND:
+        return BlurSpec(SHARP_KIND, None, {"severity": SHARP_KIND, "requested": kind})
+    noise = float(rng.uniform(*synth.noise_sigma))
+    spec = _draw_kind(kind, rng, synth, mild=severity == "mild")
+    spec.noise_sigma = noise
+    spec.params["severity"] = severity
     spec.degradations = draw_degradations(rng, synth)
     return spec
 
@@ -430,6 +497,45 @@ def _in_linear_light(spec: BlurSpec) -> bool:
     return spec.kind == "shake" or spec.degradations.get("linear_light", False)
 
 
+def depth_defocus(x: np.ndarray, spec: BlurSpec,
+                  frame: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Defocus whose radius ramps along params["depth_angle"] across the whole photo, from
+    params["radius_near"] to params["radius"]: the image blurred at a few radii, blended by
+    where each pixel sits on the ramp (``frame`` places a region inside its photo)."""
+    p = spec.params
+    h, w = x.shape[:2]
+    full_h, full_w, y0, x0 = frame or (h, w, 0, 0)
+    yy, xx = np.mgrid[y0: y0 + h, x0: x0 + w].astype(np.float64)
+    d = np.cos(p["depth_angle"]) * xx + np.sin(p["depth_angle"]) * yy
+    corners = [np.cos(p["depth_angle"]) * cx + np.sin(p["depth_angle"]) * cy
+               for cx in (0, full_w - 1) for cy in (0, full_h - 1)]
+    t = (d - min(corners)) / max(max(corners) - min(corners), 1e-9)
+    radii = np.linspace(p["radius_near"], p["radius"], 4)
+    pos = t * (len(radii) - 1)
+    out = np.zeros_like(x)
+    for i, r in enumerate(radii):
+        weight = np.clip(1.0 - np.abs(pos - i), 0.0, 1.0)
+        if not weight.any():
+            continue
+        if r < 0.3:
+            layer = x
+        else:
+            kernel = psf.aperture_kernel(r, p["blades"], p["rotation"], p["spherical"])
+            layer = convolve(x, kernel.astype(np.float64))
+        out += layer * (weight[..., None] if x.ndim == 3 else weight)
+    return out
+
+
+def render_blur(x: np.ndarray, spec: BlurSpec,
+                frame: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """The blur alone, on a float image: shake, depth-varying defocus, or one kernel."""
+    if spec.kind == "shake":
+        return shake_blur(x, spec, frame)
+    if spec.kernel is None:
+        return depth_defocus(x, spec, frame)
+    return convolve(x, spec.kernel.astype(np.float64))
+
+
 def sharp_target(sharp: np.ndarray, spec: BlurSpec) -> np.ndarray:
     """What a sharp exposure of the scene that degrade() blurs records: the photo itself or,
     when spec boosts highlights above full scale, the photo with those highlights clipped there.
@@ -462,6 +568,8 @@ def degrade(sharp: np.ndarray, spec: BlurSpec, rng: np.random.Generator,
     ``frame`` places a region inside its photo (see shake_blur). Pair the result with
     sharp_target(sharp, spec), not with sharp: boosted highlights are clipped there too.
     """
+    if spec.kind == SHARP_KIND:
+        return sharp.copy()  # an identity pair: the photo as it is
     d = spec.degradations
     x = sharp.astype(np.float64) / 255.0
     linear = _in_linear_light(spec)
@@ -469,10 +577,7 @@ def degrade(sharp: np.ndarray, spec: BlurSpec, rng: np.random.Generator,
         x = srgb_to_linear(x)
     if "highlight_gain" in d:
         x = boost_highlights(x, d["highlight_gain"], d["highlight_share"])
-    if spec.kernel is None:
-        y = shake_blur(x, spec, frame)
-    else:
-        y = convolve(x, spec.kernel.astype(np.float64))
+    y = render_blur(x, spec, frame)
     if d.get("shot_noise") or d.get("read_noise"):
         y = sensor_noise(y, d.get("shot_noise", 0.0), d.get("read_noise", 0.0), rng)
     if linear:

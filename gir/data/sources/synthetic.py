@@ -45,7 +45,10 @@ def synthesize_pairs(
 ) -> list[dict]:
     """Write sharp/<name>.png once and per_image blurred versions; return their manifest rows.
 
-    Kinds cycle through synth.kinds so every photo contributes every kind. A pair whose blur
+    Kinds cycle through synth.kinds so every photo contributes every kind; each pair's
+    severity (full or mild) is drawn from synth.shares and kept in blur_params with every other
+    drawn value. Identity pairs are left to training's fresh blurs (train.resynth), so stored
+    splits stay scoreable (a pair equal to its target has infinite PSNR). A pair whose blur
     boosts highlights gets its own sharp/<pair_id>.png, the photo with them clipped at full scale
     (blur.sharp_target), so both sides of the pair show the same light.
     """
@@ -58,7 +61,7 @@ def synthesize_pairs(
     rows = []
     for i in range(synth.per_image):
         kind = synth.kinds[i % len(synth.kinds)]
-        spec = blur.synth_blur(kind, rng, synth)
+        spec = blur.synth_blur(kind, rng, synth, allow_sharp=False)
         blurred = blur.degrade(sharp, spec, rng)
         pair_id = f"{name}-{i:02d}"
         target = blur.sharp_target(sharp, spec)
