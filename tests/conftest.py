@@ -37,10 +37,11 @@ SLOW_FOLDERS = {"e2e", "slow"}   # or put a file under tests/e2e/
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark every test of an end-to-end file (by name or folder) slow."""
+    """Mark every test of an end-to-end file (by name or folder), and every browser test, slow."""
     for item in items:
         path = Path(str(item.fspath))
-        if path.name in SLOW_FILES or SLOW_FOLDERS & set(path.parent.relative_to(ROOT).parts):
+        if (path.name in SLOW_FILES or SLOW_FOLDERS & set(path.parent.relative_to(ROOT).parts)
+                or item.get_closest_marker("browser")):
             item.add_marker(pytest.mark.slow)
 
 
