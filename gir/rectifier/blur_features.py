@@ -28,6 +28,8 @@ def noise_sigma(grey: np.ndarray) -> float:
     """Immerkaer (1996) fast estimate of white-noise sigma from a 3x3 Laplacian difference."""
     k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
     c = ndimage.convolve(grey, k, mode="reflect")[1:-1, 1:-1]
+    if c.size == 0:   # under 3 px in a dimension: no interior to measure, call it noiseless
+        return 0.0
     return float(np.sqrt(np.pi / 2) * np.abs(c).mean() / 6.0)
 
 
@@ -69,9 +71,50 @@ def directional_energy(img: np.ndarray, tile: int = TILE) -> np.ndarray:
     for dy, dx in _DIRECTIONS:
         shifted = np.roll(img, (-dy, -dx), axis=(0, 1))
         d = (shifted - img) / np.hypot(dy, dx)
-        d[-1:] = d[-2:-1] if dy else d[-1:]
+        if dy and d.shape[0] > 1:   # the wrapped last row; a 1 px high image has no other
+            d[-1:] = d[-2:-1]
         out.append(block_mean(d**2, tile))
     return np.stack(out, -1)
+
+
+_WIDTH_REACH = 5           # px each side over which an edge's contrast is measured
+
+
+def _line_footprint(dy: int, dx: int, reach: int = _WIDTH_REACH) -> np.ndarray:
+    """A (2 reach + 1)^2 footprint holding the line through the centre along (dy, dx)."""
+    f = np.zeros((2 * reach + 1, 2 * reach + 1), bool)
+    for t in range(-reach, reach + 1):
+        f[reach + t * dy, reach + t * dx] = True
+    return f
+
+
+def edge_widths(grey: np.ndarray, noise: float, tile: int = TILE) -> np.ndarray:
+    """(ny, nx, 4) log local kernel width along 0, 90, 45 and 135 deg, sorted.
+
+    Along each direction, an edge's width is its contrast (the range over +-_WIDTH_REACH px)
+    over its slope; averaged with slope^2 weights it is sum(C |D|) / sum(D^2): 1 px for a
+    sharp step, about the blur's extent for a blurred one. Motion widens one direction only.
+    """
+    out = []
+    for dy, dx in _DIRECTIONS:
+        d = (np.roll(grey, (-dy, -dx), axis=(0, 1)) - grey) / np.hypot(dy, dx)
+        if dy and d.shape[0] > 1:   # the wrapped last row; a 1 px high image has no other
+            d[-1:] = d[-2:-1]
+        foot = _line_footprint(dy, dx)
+        c = ndimage.maximum_filter(grey, footprint=foot) - ndimage.minimum_filter(grey,
+                                                                               footprint=foot)
+        num = block_mean(c * np.abs(d), tile)
+        den = np.clip(block_mean(d * d, tile) - 2 * noise**2, 1e-7, None)
+        out.append(np.log(np.clip(num / den, 0.5, 4 * _WIDTH_REACH)))
+    return np.sort(np.stack(out, -1), -1)
+
+
+def tensor_anisotropy(grey: np.ndarray, tile: int = TILE) -> np.ndarray:
+    """(ny, nx) 1 - small/large eigenvalue of the tile's gradient structure tensor."""
+    gy, gx = np.gradient(grey)
+    a, b, c = block_mean(gx * gx, tile), block_mean(gx * gy, tile), block_mean(gy * gy, tile)
+    half_trace, root = (a + c) / 2, np.sqrt(((a - c) / 2) ** 2 + b * b)
+    return (1 - (half_trace - root) / np.maximum(half_trace + root, 1e-9)).astype(np.float32)
 
 
 @dataclass
@@ -83,13 +126,20 @@ class TileFeatures:
     noise: float
 
     structure: np.ndarray  # (ny, nx): what a plane (smooth shading) + noise leaves unexplained
+    widths: np.ndarray | None = None      # (ny, nx, 4): edge_widths, sorted
+    anisotropy: np.ndarray | None = None  # (ny, nx): tensor_anisotropy
 
     def matrix(self) -> np.ndarray:
-        """(ny * nx, F) classifier input: log octave ratios, direction ratios, context, noise."""
+        """(ny * nx, F) classifier input: log octave ratios, direction ratios, edge widths,
+        anisotropy, their 3x3-tile context, structure level and noise."""
         e = np.log(self.bands + 1e-7)
         ratios = np.stack([e[..., 0] - e[..., 1], e[..., 1] - e[..., 2], e[..., 2] - e[..., 3],
                            e[..., 0] - e[..., 2]], -1)
         own = np.concatenate([ratios, self.directional], -1)
+        if self.widths is not None:
+            extra = [self.widths, self.widths[..., 3:] - self.widths[..., :1],
+                     self.anisotropy[..., None]]
+            own = np.concatenate([own] + extra, -1)
         local = ndimage.uniform_filter(own, size=(3, 3, 1), mode="nearest")
         level = np.log(self.structure + 1e-4)[..., None]
         noise = np.full(level.shape, np.log(self.noise + 1e-4), np.float32)
@@ -97,7 +147,21 @@ class TileFeatures:
         return x.reshape(-1, x.shape[-1])
 
 
+MIN_SIDE = 3   # px: the features need a pixel on each side of one (a 1 px line has no blur)
+
+
+def check_size(grey: np.ndarray) -> None:
+    """A clear BadImageError for an image too thin to have blur features (64x1, 1x1)."""
+    if min(grey.shape[:2]) < MIN_SIDE:
+        from gir.errors import BadImageError
+
+        h, w = grey.shape[:2]
+        raise BadImageError(f"too small for blur detection: {w}x{h} px (at least {MIN_SIDE} "
+                            "px on each side)")
+
+
 def tile_features(grey: np.ndarray, tile: int = TILE) -> TileFeatures:
+    check_size(grey)
     sigma = noise_sigma(grey)
     levels = [grey] + [ndimage.gaussian_filter(grey, s, mode="reflect") for s in _SIGMAS]
     bands = np.stack([block_mean((a - b) ** 2, tile) for a, b in zip(levels, levels[1:])], -1)
@@ -111,7 +175,8 @@ def tile_features(grey: np.ndarray, tile: int = TILE) -> TileFeatures:
     ratio = np.where(informative, ratio, np.where(informative, ratio, -np.inf).max(-1,
                                                                                   keepdims=True))
     directional = np.sort(ratio, -1)
-    return TileFeatures(bands, directional, sigma, plane_residual(grey, sigma, tile))
+    return TileFeatures(bands, directional, sigma, plane_residual(grey, sigma, tile),
+                        edge_widths(grey, sigma, tile), tensor_anisotropy(grey, tile))
 
 
 def plane_residual(grey: np.ndarray, noise: float, tile: int = TILE) -> np.ndarray:
@@ -120,13 +185,16 @@ def plane_residual(grey: np.ndarray, noise: float, tile: int = TILE) -> np.ndarr
     Looks only inside the tile, so a flat wall next to a busy edge stays flat.
     """
     h, w = grey.shape
-    yy, xx = np.mgrid[:h, :w].astype(np.float64)
-    yy, xx = (yy % tile) / tile - 0.5, (xx % tile) / tile - 0.5
-    basis = [np.ones_like(yy), yy, xx]
-    gram = np.stack([np.stack([block_mean(a * b, tile) for b in basis], -1) for a in basis], -2)
+    yy = np.broadcast_to(((np.arange(h, dtype=np.float32) % tile) / tile - 0.5)[:, None], (h, w))
+    xx = np.broadcast_to(((np.arange(w, dtype=np.float32) % tile) / tile - 0.5)[None, :], (h, w))
+    basis = [np.ones((h, w), np.float32), yy, xx]
+    # The Gram matrix is symmetric: six block means, not nine.
+    sym = {(i, j): block_mean(basis[i] * basis[j], tile) for i in range(3) for j in range(i, 3)}
+    gram = np.stack([np.stack([sym[min(i, j), max(i, j)] for j in range(3)], -1)
+                     for i in range(3)], -2)
     rhs = np.stack([block_mean(a * grey, tile) for a in basis], -1)
     coef = np.linalg.solve(gram.astype(np.float64) + 1e-9 * np.eye(3), rhs[..., None])[..., 0]
-    var = block_mean(grey.astype(np.float64) ** 2, tile) - (coef * rhs).sum(-1)
+    var = block_mean(grey * grey, tile).astype(np.float64) - (coef * rhs).sum(-1)
     return np.sqrt(np.clip(var - noise**2, 0, None)).astype(np.float32)
 
 

@@ -7,13 +7,19 @@ crash-safe without locks: each entry is written whole (Location.write) and only 
 outputs it names, so after a kill -9 an input either has its entry (done, never redone) or has
 none (redone, its outputs overwritten whole). Entries are never rewritten for the same content
 and model, which is what "nothing processed twice" means.
+
+A failed input's entry names the model version it failed with (None when no model could do
+better: an input that is not a usable image), so a poison pill is tried once per model
+version, not on every poll. Leases (below) let several replicas share one destination.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
+from dataclasses import dataclass
 
 from gir.data.storage import Location
 
@@ -65,6 +71,10 @@ class Ledger:
                 self.entries.pop(rel, None)
         return self
 
+    def reload(self, rel: str) -> dict | None:
+        """The entry of rel as it is now (another replica may have written it)."""
+        return self.load([rel]).get(rel)
+
     def _take(self, name: str, data: bytes) -> None:
         try:
             entry = json.loads(data)
@@ -92,3 +102,90 @@ class Ledger:
         for entry in self.entries.values():
             out[entry.get("status", FAILED)] = out.get(entry.get("status", FAILED), 0) + 1
         return out
+
+
+# ----------------------------------------------------------------------------- leases
+
+LEASE_DIR = f"{META_DIR}/leases"
+
+
+def lease_name(rel: str) -> str:
+    return f"{LEASE_DIR}/{hashlib.sha256(rel.encode()).hexdigest()}.json"
+
+
+def new_owner() -> str:
+    """A name for this worker that no other replica shares (host, pid and a random part)."""
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Lease:
+    """This worker's claim on one input until `expires` (epoch seconds)."""
+
+    rel: str
+    owner: str
+    expires: float
+
+
+class Leases:
+    """Claims on inputs, kept at DST/_gir/leases/: a replica claims an input before it reads
+    it, and other replicas (watchers, the event endpoint) leave it alone until the claim is
+    released or expires (a dead replica's claims expire after `seconds`). A claim is an
+    exclusive create (S3 If-None-Match: *, O_EXCL on a folder), taking over an expired one is
+    a conditional replace of that very version, and every claim is read back before work
+    starts, which also covers an endpoint that ignores the conditions."""
+
+    def __init__(self, dest: Location, seconds: float, owner: str | None = None):
+        self.dest, self.seconds = dest, float(seconds)
+        self.owner = owner or new_owner()
+
+    def claim(self, rel: str) -> tuple[Lease | None, str]:
+        """(the lease, "") when this worker now holds rel, else (None, who holds it)."""
+        name = lease_name(rel)
+        lease = Lease(rel, self.owner, time.time() + self.seconds)
+        body = json.dumps({"input": rel, "owner": lease.owner, "expires": lease.expires,
+                           "expires_utc": _utc(lease.expires)}).encode()
+        if not self.dest.create(name, body):
+            got = self.dest.read_stamped(name)
+            if got is not None:
+                holder = _holder(got[0])
+                if holder[1] > time.time():
+                    return None, f"{holder[0]} until {_utc(holder[1])}"
+                if not self.dest.replace_if(name, body, got[1]):
+                    return None, "another worker (it just took over an expired claim)"
+            elif not self.dest.create(name, body):
+                return None, "another worker"
+        got = self.dest.read_stamped(name)     # the read-back check
+        if got is None or _holder(got[0])[0] != self.owner:
+            return None, (_holder(got[0])[0] if got else "another worker (claim vanished)")
+        return lease, ""
+
+    def release(self, lease: Lease | None) -> None:
+        """Give rel back (after its ledger entry, or when it was not processed); only our own
+        claim is removed, never a claim another worker took over after ours expired."""
+        if lease is None:
+            return
+        name = lease_name(lease.rel)
+        try:
+            got = self.dest.read_stamped(name)
+            if got is not None and _holder(got[0])[0] == self.owner:
+                self.dest.delete(name)
+        except Exception:  # noqa: BLE001 - an unreleased claim only expires later
+            pass
+
+
+def _holder(data: bytes) -> tuple[str, float]:
+    """(owner, expiry) of a lease object; an unreadable one (a killed write) counts as
+    expired."""
+    try:
+        got = json.loads(data)
+        return str(got["owner"]), float(got["expires"])
+    except (ValueError, KeyError, TypeError):
+        return "?", 0.0
+
+
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
