@@ -151,3 +151,111 @@ def decodes(data: bytes) -> bool:
         return True
     except Exception:  # noqa: BLE001
         return False
+
+
+class Invert:
+    """The recognisable stand-in model of the batch tests: 255 - rgb, each call counted (and,
+    with `delay`, slow enough for a test to act mid-batch)."""
+
+    def __init__(self, delay: float = 0.0, on_call=None):
+        self.calls, self.delay, self.on_call = 0, delay, on_call
+
+    def __call__(self, rgb):
+        import time
+
+        self.calls += 1
+        if self.on_call is not None:
+            self.on_call(self.calls)
+        if self.delay:
+            time.sleep(self.delay)
+        return 255 - rgb
+
+
+def loader(model, version: str):
+    """A model loader for run_batch/watch: (model, version)."""
+    return lambda: (model, version)
+
+
+class ChaosProxy:
+    """A TCP proxy on loopback in front of a server (moto's), for chaos tests: mode "pass"
+    forwards, "cut" drops every connection and refuses new ones, "silent" accepts and reads
+    but never answers (an endpoint that hangs)."""
+
+    def __init__(self, target: str):
+        import socket
+        import threading
+        from urllib.parse import urlsplit
+
+        u = urlsplit(target)
+        self.target = (u.hostname, u.port)
+        self.mode = "pass"
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.conns: list = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def set(self, mode: str) -> None:
+        self.mode = mode
+        if mode == "cut":
+            with self.lock:
+                for c in self.conns:
+                    _close(c)
+                self.conns.clear()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.mode == "cut":
+                _close(client)
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                _close(client)
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst) -> None:
+        import time
+
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            while self.mode == "silent":      # swallow: the peer waits for ever
+                time.sleep(0.05)
+            if self.mode == "cut":
+                break
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        _close(src)
+        _close(dst)
+
+    def close(self) -> None:
+        self.set("cut")
+        _close(self.sock)
+
+
+def _close(sock) -> None:
+    import socket
+
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()

@@ -250,8 +250,8 @@ class Location:
             self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition)
         except Exception as exc:  # noqa: BLE001 - 412 means "someone else's", 501 "no support"
             text = f"{type(exc).__name__} {exc}"
-            if any(s in text for s in ("PreconditionFailed", "412", "FileExists",
-                                       "ConditionalRequestConflict")):
+            if isinstance(exc, FileExistsError) or any(s in text for s in (
+                    "PreconditionFailed", "pre-condition", "412", "ConditionalRequestConflict")):
                 return False
             if any(s in text for s in ("NotImplemented", "501")):
                 self.write(rel, data)   # no conditional writes: the read-back decides

@@ -386,7 +386,7 @@ def save_report(report: dict, run: Run) -> None:
     dest, name = run.plan.dest, run.opts.report_name
     left = run.left()
     try:
-        bounded(lambda: dest.write(name, data), None if left is None else max(left, 15.0),
+        bounded(lambda: dest.write(name, data), None if left is None else max(left, 5.0),
                 f"writing {dest.url_of(name)}")
         report["report"] = dest.url_of(name)
         return

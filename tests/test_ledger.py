@@ -1,0 +1,121 @@
+"""gir.rectifier.ledger: one entry per input (written whole, read back by other writers), and
+the leases that let replicas share a destination (one claim wins, a dead replica's claim
+expires, only the holder releases), on a folder and on a loopback S3 server (moto)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from batchkit import s3  # noqa: F401
+
+
+def test_entries_are_recorded_whole_and_seen_by_another_ledger(tmp_path):
+    from gir.data.storage import Location
+    from gir.rectifier.ledger import DONE, FAILED, LEDGER_DIR, Ledger, entry_name
+
+    a, b = Ledger(Location(tmp_path)), Ledger(Location(tmp_path))
+    a.record({"input": "x/1.png", "status": DONE, "model": "v1"})
+    a.record({"input": "2.png", "status": FAILED, "model": None, "reason": "empty file"})
+    assert b.refresh().get("x/1.png")["model"] == "v1" and "recorded" in b.get("x/1.png")
+    assert b.counts() == {DONE: 1, FAILED: 1}
+    (tmp_path / LEDGER_DIR / "stray.json").write_text("not json")     # not ours: ignored
+    (tmp_path / entry_name("2.png")).unlink()                         # deleted: forgotten
+    assert b.refresh().get("2.png") is None and b.counts() == {DONE: 1, FAILED: 0}
+    a.record({"input": "x/1.png", "status": DONE, "model": "v2"})
+    assert b.reload("x/1.png")["model"] == "v2"
+    assert b.load(["x/1.png", "absent.png"]).get("absent.png") is None
+    name = entry_name("x/1.png")
+    assert json.loads((tmp_path / name).read_text())["input"] == "x/1.png"
+
+
+def test_failed_entries_stand_for_their_model_version_only():
+    from gir.rectifier.batch import is_current
+
+    pill = {"task": "rectify", "status": "failed", "model": "v1", "reason": "ValueError: x"}
+    assert is_current(pill, "rectify", False, "v1")          # tried once with v1 ...
+    assert not is_current(pill, "rectify", False, "v2")      # ... and again with v2
+    bad = {"task": "rectify", "status": "failed", "model": None, "reason": "empty file"}
+    assert is_current(bad, "rectify", True, "v2")            # no model can fix it
+    done = {"task": "rectify", "status": "done", "model": "v1"}
+    assert is_current(done, "rectify", False, "v2") and not is_current(done, "rectify", True,
+                                                                        "v2")
+    assert not is_current(done, "deblur", True, "v1") and is_current(done, "deblur", False, None)
+
+
+def leases_on(loc, seconds: float = 30):
+    from gir.rectifier.ledger import Leases
+
+    return Leases(loc, seconds)
+
+
+def check_leases(loc) -> None:
+    from gir.rectifier.ledger import lease_name
+
+    a, b = leases_on(loc), leases_on(loc)
+    lease, _ = a.claim("p/1.png")
+    assert lease is not None and lease.owner == a.owner
+    again, holder = b.claim("p/1.png")
+    assert again is None and holder.startswith(a.owner)
+    b.release(lease)                      # not b's: left alone
+    assert b.claim("p/1.png")[0] is None
+    a.release(lease)
+    lease_b, _ = b.claim("p/1.png")
+    assert lease_b is not None
+
+    # A dead replica: its claim expires and is taken over, once.
+    dead = leases_on(loc, seconds=1.5)
+    assert dead.claim("p/2.png")[0] is not None
+    assert a.claim("p/2.png")[0] is None
+    time.sleep(1.6)
+    got = []
+    threads = [threading.Thread(target=lambda r: got.append(r.claim("p/2.png")[0]),
+                                args=(r,)) for r in (a, b, leases_on(loc), leases_on(loc))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(g is not None for g in got) == 1, got
+    dead.release(dead.claim("p/2.png")[0])    # the dead one's late release: no effect
+    assert loc.read_stamped(lease_name("p/2.png")) is not None
+
+    # Many claims at once on a fresh input: exactly one wins.
+    many = [leases_on(loc) for _ in range(8)]
+    won = []
+    threads = [threading.Thread(target=lambda r: won.append(r.claim("p/3.png")[0]), args=(r,))
+               for r in many]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(w is not None for w in won) == 1, won
+
+
+def test_leases_on_a_folder(tmp_path):
+    from gir.data.storage import Location
+    from gir.rectifier.ledger import lease_name
+
+    loc = Location(tmp_path)
+    check_leases(loc)
+    (tmp_path / lease_name("p/4.png")).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / lease_name("p/4.png")).write_bytes(b"{half a wr")   # a killed write
+    assert leases_on(loc).claim("p/4.png")[0] is not None          # counts as expired
+
+
+def test_leases_on_s3(s3):
+    from gir.data.storage import Location
+
+    url, client = s3
+    client.create_bucket(Bucket="gir-leases")
+    check_leases(Location("s3://gir-leases/dst"))
+
+
+def test_a_claim_that_cannot_be_written_is_an_error_not_a_claim(tmp_path):
+    from gir.data.storage import Location
+
+    (tmp_path / "_gir").write_text("a file where the folder should be")
+    with pytest.raises(OSError):
+        leases_on(Location(tmp_path)).claim("x.png")
