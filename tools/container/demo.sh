@@ -28,10 +28,10 @@ start=$SECONDS
 rm -rf "$WORK"; mkdir -p "$WORK"
 bash "$TOOLS_DIR/install-tools.sh" || exit 2
 IMAGE=$(bash "$TOOLS_DIR/build.sh") || exit 2
-say "image $IMAGE ($(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.2f GB", $1/1e9}'), built/reused in $((SECONDS - start)) s"
+say "image $IMAGE ($(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.2f GB", $1/1e9}'), built or reused in $((SECONDS - start)) s)"
 out=$(bash "$TOOLS_DIR/engine.sh" "$WORK" "$IMAGE") || exit 2
 PIDS+=("${out% *}"); export DOCKER_HOST="unix://${out#* }"
-"$PY" "$TOOLS_DIR/services.py" "$WORK" 2>"$WORK/services.log" &
+"$PY" "$TOOLS_DIR/services.py" "$WORK" >"$WORK/services.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 240); do [ -f "$WORK/env.sh" ] && break
   kill -0 "${PIDS[-1]}" 2>/dev/null || fail "stand-in services did not start: $(tail -1 "$WORK/services.log")"; sleep 0.5; done
