@@ -9,7 +9,6 @@ MLflow run.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
