@@ -120,3 +120,19 @@ def test_every_profile_loads_and_each_phase_names_its_predecessor():
         init = raw["train"]["init"]
         before = "1" if base.name == "pretrain.yaml" else base.stem.removeprefix("phase")
         assert init == f"work/pretrain/phase{before}/model", f"{path.name} warm-starts from {init}"
+
+
+def test_make_pretrain_runs_one_phase_profile():
+    """`make pretrain PHASE=N` trains phase N from its profile into its own folder."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("make"):
+        pytest.skip("no make")
+    out = subprocess.run(["make", "-n", "pretrain", "PHASE=17"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    assert "gir train --params profiles/pretrain/phase17.yaml" in out
+    assert "--out work/pretrain/phase17/model" in out
+    first = subprocess.run(["make", "-n", "pretrain"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout
+    assert "--params profiles/pretrain.yaml" in first and "work/pretrain/phase1/" in first
