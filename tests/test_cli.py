@@ -101,3 +101,18 @@ def test_help_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_verbose_shows_the_gir_logger_at_debug():
+    import logging
+
+    from gir.cli.common import setup_logging
+
+    log = logging.getLogger("gir")
+    try:
+        setup_logging(False)
+        assert log.isEnabledFor(logging.INFO) and not log.isEnabledFor(logging.DEBUG)
+        setup_logging(True)
+        assert log.isEnabledFor(logging.DEBUG)
+    finally:
+        log.setLevel(logging.NOTSET)

@@ -71,22 +71,23 @@ def add_global_flags(p: argparse.ArgumentParser, top: bool = False) -> None:
     """--verbose and --traceback, accepted before or after the verb."""
     default = False if top else argparse.SUPPRESS
     p.add_argument("-v", "--verbose", action="store_true", default=default,
-                   help="say what gir is doing (logging of the 'gir' logger at INFO)")
+                   help="say more of what gir is doing (the 'gir' logger at DEBUG, not INFO)")
     p.add_argument("--traceback", action="store_true", default=default,
                    help="on an error, also print the full traceback and its causes")
 
 
 def setup_logging(verbose: bool) -> None:
-    """Library code logs through logging.getLogger("gir"); the CLI shows it on stderr."""
+    """Library code logs through logging.getLogger("gir"); the CLI shows it on stderr: its
+    progress lines (INFO) always, the details (DEBUG, e.g. a failed photo's traceback) with -v."""
     import logging
 
     log = logging.getLogger("gir")
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("gir: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.propagate = False
-    log.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def add_split_data(p: argparse.ArgumentParser) -> None:
