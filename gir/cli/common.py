@@ -81,12 +81,16 @@ def setup_logging(verbose: bool) -> None:
     progress lines (INFO) always, the details (DEBUG, e.g. a failed photo's traceback) with -v."""
     import logging
 
+    class Stderr(logging.StreamHandler):   # today's sys.stderr, even if it was replaced since
+        def emit(self, record):
+            self.stream = sys.stderr
+            super().emit(record)
+
     log = logging.getLogger("gir")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(type(h).__name__ == "Stderr" for h in log.handlers):
+        handler = Stderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
-        log.propagate = False
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
