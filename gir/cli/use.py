@@ -122,6 +122,13 @@ def _bench_args(p):
                         "every data.synth kind; writes heldout.md/json")
     p.add_argument("--per-kind", type=int, default=2, help="--heldout: fresh blurs per photo "
                                                           "and kind")
+    p.add_argument("--photos", default=None, metavar="DIR",
+                   help="--heldout: the benchmark photos (default: data/benchmark when built by "
+                        "`gir corpus build --manifest benchmarks/manifest.csv --out "
+                        "data/benchmark`, else the committed CI subset)")
+    p.add_argument("--train-memory", action="store_true",
+                   help="peak RSS and images/s of `gir train` on 30 and 300 synthetic 1280x720 "
+                        "pairs (streaming data: flat within 30%%); writes train_memory.md/json")
     add_ensemble(p, "also score every --model (with --batch: run the model)")
     add_bench_batch_flags(p)
 
@@ -133,12 +140,22 @@ def cmd_bench(args) -> int:
         from gir.cli.batch import run_bench_batch
 
         return run_bench_batch(args)
+    if args.train_memory:
+        from gir.benchmarks.trainmem import train_memory_bench
+
+        from pathlib import Path
+
+        params_file = args.params if Path(args.params).exists() else None  # else the defaults
+        print(train_memory_bench(args.out, params_file=params_file)["markdown"])
+        say(f"bench: wrote {args.out}/train_memory.md and train_memory.json")
+        return 0
     if args.heldout:
         from gir.benchmarks.heldout import heldout_bench
 
         result = heldout_bench(params_from_args(args), args.model, args.out,
                                references=args.references, per_kind=args.per_kind,
-                               device=args.device, ensemble=args.ensemble)
+                               device=args.device, ensemble=args.ensemble,
+                               photo_dir=args.photos)
         print(result["markdown"])
         say(f"bench: wrote {args.out}/heldout.md and heldout.json")
         return 0
@@ -199,18 +216,22 @@ def _detect_eval_args(p):
                    help="the detector to score (default: the one gir detect uses)")
     p.add_argument("--per-kind", type=int, default=None,
                    help="benchmark blurs per photo and row (default: detect.eval_per_kind)")
+    p.add_argument("--photos", default=None, metavar="DIR",
+                   help="benchmark photo folder (default: data/benchmark when built, else the "
+                        "small subset in the package)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
 
 
 @command("detect-eval", "score the blur detector on the independent benchmark: recall at fixed "
                         "false-alarm rates, type confusion, calibration")(_detect_eval_args)
 def cmd_detect_eval(args) -> int:
-    from gir.benchmarks.detector import benchmark_items
+    from gir.rectifier.detect_eval import benchmark_items
     from gir.steps.detector import detect_eval
     from gir.tracking.resolve import resolve_detector
 
     params = params_from_args(args)
-    items = benchmark_items(params, args.per_kind)
+    items = benchmark_items(params.data.synth, args.per_kind or params.detect.eval_per_kind,
+                            args.photos)
     s = detect_eval(params, resolve_detector(args.detector), items, args.out,
                     log_mlflow=not args.no_mlflow)
     op, far = s["operating_point"], params.detect.false_alarm_rate
