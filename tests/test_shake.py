@@ -123,19 +123,3 @@ def test_the_test_split_holds_several_scenes():
     assert list(mapping.values()).count("train") >= 7
     few = assign_scenes(scenes[:4], SplitConfig(), seed=0)
     assert sorted(few.values()).count("train") >= 1
-
-
-def test_heldout_pairs_cover_every_kind_and_refuse_training_photos():
-    from gir.benchmarks.heldout import gains, heldout_pairs
-    from gir.errors import GirError
-    from gir.rectifier.scoring import REFERENCES, score, summarise
-
-    params = tiny_params("data.synth.kinds=[motion, shake]")
-    pairs = heldout_pairs(params, photos=["camera", "china"], per_kind=1, max_side=64)
-    assert sorted(p.blur_kind for p in pairs) == ["motion", "motion", "shake", "shake"]
-    summary = summarise(score({r: REFERENCES[r] for r in ("blurred", "wiener")}, pairs))
-    assert "wiener" not in summary["per_kind"]["shake"]  # no single kernel to hand it
-    assert gains(summary)["blurred"]["motion"] == 0
-    assert summary["per_kind"]["motion"]["wiener"]["psnr"] > summary["per_kind"]["motion"]["blurred"]["psnr"]
-    with pytest.raises(GirError, match="in data.sample.images"):
-        heldout_pairs(tiny_params("data.sample.images=[camera]"), photos=["camera"])

@@ -184,9 +184,9 @@ def heldout_bench(params: Params, models: list[str], out_dir: str | Path,
         raise GirError(f"--references: unknown {unknown[0]!r} (known: {', '.join(REFERENCES)})")
     if per_kind < 1:
         raise GirError(f"--per-kind: must be at least 1, got {per_kind}")
+    loaded = load_photos(photo_dir, max_side, photos)  # bad photos fail before models load
     models_ = model_methods(named_models(models), device, ensemble)
     refs = {r: REFERENCES[r] for r in dict.fromkeys(["blurred", *references])}
-    loaded = load_photos(photo_dir, max_side, photos)
     pairs = benchmark_pairs(loaded, params.data.synth, per_kind, seed, GROUPS)
     sharp = sharp_pairs(pairs)
     rows = score({**models_, **refs}, [p for p in pairs if p.blur_kind != "sharp"], progress=True)
