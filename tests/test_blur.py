@@ -129,10 +129,10 @@ def test_depth_varying_defocus_crop_matches_the_whole_render():
     ("data.synth.motion_families=[spiral]", "data.synth.motion_families"),
 ])
 def test_bad_synthesis_params_are_one_clear_line(override, message):
+    import re
+
     from gir.config import ConfigError
     from tests.helpers import tiny_params
-
-    import re
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         tiny_params(override)

@@ -8,7 +8,6 @@ import pytest
 from gir.config import SplitConfig, SynthConfig
 from gir.data import blur
 from gir.steps.split import assign_scenes
-from tests.conftest import tiny_params
 
 
 def _photo(h=96, w=128):
