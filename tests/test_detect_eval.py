@@ -1,0 +1,96 @@
+"""The detector's scoring arithmetic on cases with known answers: thresholds at a false-alarm
+rate, ROC, calibration error, type confusion and the paired bootstrap interval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gir.rectifier.detect import MLP, Detector, Linear
+from gir.rectifier.detect_eval import (
+    calibration,
+    confusion,
+    extent_bucket,
+    paired_recall_interval,
+    roc_curve,
+    summarise,
+    threshold_at,
+)
+
+
+def _rec(kind, score, called=None, predicted=None, extent=None):
+    r = {"id": f"{kind}-{score}", "kind": kind, "row": kind, "extent": extent,
+         "bucket": extent_bucket(extent), "score": score,
+         "called_blurred": score >= 0.5 if called is None else called}
+    if kind != "sharp":
+        r["predicted_type"], r["true_type"] = predicted, {"shake": "motion"}.get(kind, kind)
+    return r
+
+
+def test_threshold_calls_at_most_that_share_of_sharp_photos_blurred():
+    sharp = np.linspace(0, 0.99, 100)
+    for rate in (0.0, 0.01, 0.05, 0.1):
+        t = threshold_at(sharp, rate)
+        assert (sharp >= t).mean() <= rate
+        assert (sharp >= threshold_at(sharp, rate + 0.01)).mean() > (sharp >= t).mean()
+
+
+def test_detector_threshold_follows_its_operating_point():
+    lin = Linear([0.0], [1.0], [[1.0]], [0.0], [0, 1])
+    det = Detector(lin, lin, sharp_scores=list(np.linspace(0, 0.99, 100)))
+    assert det.threshold(0.05) > det.threshold(0.2)
+    assert sum(s >= det.threshold(0.05) for s in det.sharp_scores) == 5
+    assert Detector(lin, lin).threshold() == 0.5          # no calibration scores: 0.5
+
+
+def test_roc_and_recall_table():
+    recs = [_rec("sharp", s) for s in (0.1, 0.2, 0.3, 0.9)] + \
+           [_rec("motion", s, predicted="motion", extent=5) for s in (0.95, 0.8, 0.4)] + \
+           [_rec("shake", 0.99, predicted="motion", extent=20)]
+    s = summarise(recs, 0.25)
+    assert s["photos"] == {"sharp": 4, "blurred": 4}
+    # At 10% false alarms (none of 4) the threshold is just above 0.9: 0.95 and 0.99 found;
+    # at 25% (one of 4) it is just above 0.3: all four.
+    assert s["recall_at_far"]["far_0.1"] == 0.5 and s["recall_at_far"]["far_0.25"] == 1.0
+    assert s["operating_point"] == {"target_false_alarm_rate": 0.25, "false_alarm_rate": 0.25,
+                                    "recall": 0.75}
+    assert s["by_kind"]["shake"]["n"] == 1 and s["by_extent"]["3-7 px"]["n"] == 3
+    roc = roc_curve(np.array([0.1, 0.9]), np.array([0.5, 0.95]))
+    assert roc["far"][0] == 0 and roc["far"][-1] == 1 and roc["recall"][-1] == 1
+
+
+def test_calibration_error_known_answer():
+    perfect = [_rec("sharp", 0.05)] * 19 + [_rec("motion", 0.05, predicted="motion")] + \
+              [_rec("motion", 0.95, predicted="motion")] * 19 + [_rec("sharp", 0.95)]
+    assert calibration(perfect)["ece"] == pytest.approx(0.0, abs=1e-9)
+    overconfident = [_rec("sharp", 0.95)] * 10 + [_rec("motion", 0.95, predicted="motion")] * 10
+    assert calibration(overconfident)["ece"] == pytest.approx(0.45)
+
+
+def test_confusion_counts_shake_as_motion():
+    recs = [_rec("shake", 0.9, predicted="motion"), _rec("defocus", 0.9, predicted="gaussian"),
+            _rec("gaussian", 0.9, predicted="gaussian"), _rec("motion", 0.2, predicted=None)]
+    c = confusion(recs)
+    assert c["matrix"]["motion"]["motion"] == 1 and c["matrix"]["motion"]["none"] == 1
+    assert c["accuracy"] == 0.5 and c["n"] == 4
+
+
+def test_paired_interval():
+    better = paired_recall_interval(np.ones(40), np.r_[np.ones(20), np.zeros(20)])
+    assert better["mean"] == 0.5 and better["low"] > 0.3
+    same = paired_recall_interval(np.r_[np.ones(20), np.zeros(20)],
+                                  np.r_[np.ones(20), np.zeros(20)])
+    assert same["low"] == 0 and same["high"] == 0
+
+
+def test_mlp_matches_sklearn():
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 4))
+    y = (x[:, 0] + x[:, 1] ** 2 > 1).astype(int)
+    ours = MLP.fit(x, y, hidden=(8,), seed=1)
+    ref = MLPClassifier((8,), alpha=1e-3, max_iter=400, early_stopping=True,
+                        random_state=1).fit((x - x.mean(0)) / (x.std(0) + 1e-6), y)
+    np.testing.assert_allclose(ours.proba(x), ref.predict_proba(
+        (x - x.mean(0)) / (x.std(0) + 1e-6)), atol=1e-9)
