@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.conftest import tiny_params
+from tests.helpers import tiny_params
 
 
 def test_warmup_and_floor_are_params():

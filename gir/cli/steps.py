@@ -25,6 +25,22 @@ from gir.cli.common import (
 )
 
 
+def _listing_args(p):
+    add_params(p)
+    p.add_argument("--out", default="data/listing.json")
+
+
+@command("listing", "list the data source (keys with etags/mtimes) so DVC notices new photos")(
+    _listing_args)
+def cmd_listing(args) -> int:
+    from gir.steps.listing import listing
+
+    found = listing(params_from_args(args), args.out)
+    say(f"listing: {len(found['files'])} files in {found['location']} "
+        f"(digest {found['digest']}) -> {args.out}")
+    return 0
+
+
 def _ingest_args(p):
     add_params(p)
     p.add_argument("--out", default=RAW)
@@ -168,12 +184,9 @@ def cmd_detect_train(args) -> int:
     import json
     from pathlib import Path
 
-    from gir.benchmarks.detector import benchmark_items
     from gir.steps.detector import train_detector
 
-    params = params_from_args(args)
-    d = train_detector(params, args.out, args.metrics, engine=engine_tag(args.engine),
-                       bench=benchmark_items(params))
+    d = train_detector(params_from_args(args), args.out, args.metrics, engine=engine_tag(args.engine))
     blur_map = json.loads(Path(args.metrics).read_text())["blur_map"]
     say(f"detect-train: blur-map F {blur_map['f_measure']:.3f} -> {args.out}; "
          f"{d['model_name']} v{d['version']} -> @{d['alias']} ({d['reason']})")

@@ -278,6 +278,14 @@ class RegisterConfig:
 
     model_name: str = "gir-deblur"
     metric: Literal["psnr", "ssim"] = "psnr"
+    # Promotion needs evidence: on paired per-image scores over the test split plus the
+    # independent benchmark, the 95% bootstrap lower bound of the gain must exceed margin
+    # (metric units) against the champion and the shipped model.
+    margin: Annotated[float, Range(ge=0)] = 0.0
+    bootstrap: Annotated[int, Range(ge=100)] = 2000
+    benchmark_per_kind: Annotated[int, Range(ge=0)] = 1   # 0: the test split only
+    benchmark_photos: str = ""   # "": data/benchmark when built, else the committed subset
+    benchmark_max_side: Annotated[int, Range(ge=16)] = 512
 
 
 @dataclass

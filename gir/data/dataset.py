@@ -1,4 +1,9 @@
-"""Pairs in memory and the random-crop training dataset.
+"""The pairs of a split, read lazily, and the random-crop training dataset.
+
+Memory does not grow with the dataset: a split is a list of manifest rows, and a pair's images
+are decoded when it is asked for (in the DataLoader's workers while training, one pair at a
+time while scoring), each image once per pair; a bounded cache keeps recently decoded images
+(a small dataset ends up wholly in it, as fast as holding it in memory).
 
 Each training sample is drawn from a generator seeded by (seed, sample index), so the stream
 of crops is the same whatever the number of loader workers, and a resumed run sees exactly the
@@ -7,6 +12,8 @@ crops an uninterrupted one would have.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +21,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from gir.data import blur as synthetic_blur
 from gir.config import SynthConfig
-from gir.errors import GirError
-from gir.data.imageio import read_rgb
+from gir.data import blur as synthetic_blur
+from gir.data.imageio import is_remote, read_rgb
 from gir.data.manifest import read_manifest, resolve
+from gir.errors import GirError
+
+CACHE_MB = 64   # decoded images kept per process by default (evaluate, register, bench)
 
 
 @dataclass
@@ -32,21 +41,82 @@ class Pair:
     kernel: np.ndarray | None = None  # the true kernel in memory (pairs made on the fly)
 
 
+class LazyPairs(Sequence):
+    """A split's pairs, decoded from disk (or s3://) when indexed; memory bounded by cache_mb.
+
+    Decoded images are shared read-only between pairs (a sharp photo with six blurred versions
+    is decoded once while it stays in the cache) and evicted least recently used first.
+    """
+
+    def __init__(self, data_dir: str | Path, rows: list[dict], cache_mb: float = CACHE_MB):
+        self.data_dir, self.rows = data_dir, rows
+        self.cache_bytes = int(cache_mb * 2**20)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._held = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        row = self.rows[i]
+        kernel = row.get("kernel_path")
+        return Pair(row["pair_id"], row["blur_kind"], self._image(row["blur_path"]),
+                    self._image(row["sharp_path"]), row,
+                    resolve(self.data_dir, kernel) if isinstance(kernel, str) and kernel else "")
+
+    def size(self, i: int) -> tuple[int, int]:
+        """(height, width) of pair i's blurred image, from the file's header alone."""
+        from PIL import Image
+
+        path = resolve(self.data_dir, self.rows[i]["blur_path"])
+        if path in self._cache:
+            return self._cache[path].shape[:2]
+        if is_remote(path):
+            import fsspec
+
+            opened = fsspec.open(path, "rb")
+        else:
+            opened = open(path, "rb")
+        with opened as fh, Image.open(fh) as img:   # a 90-degree EXIF turn keeps the area
+            w, h = img.size                          # and the shorter side: all that is asked
+        return h, w
+
+    def _image(self, rel: str) -> np.ndarray:
+        path = resolve(self.data_dir, rel)
+        img = self._cache.get(path)
+        if img is not None:
+            self._cache.move_to_end(path)
+            return img
+        img = read_rgb(path)
+        img.setflags(write=False)   # shared between pairs: nobody may change it in place
+        if img.nbytes <= self.cache_bytes:
+            self._cache[path] = img
+            self._held += img.nbytes
+            while self._held > self.cache_bytes:
+                self._held -= self._cache.popitem(last=False)[1].nbytes
+        return img
+
+    def __getstate__(self) -> dict:   # a loader worker starts with an empty cache
+        return {**self.__dict__, "_cache": OrderedDict(), "_held": 0}
+
+
 def load_split(data_dir: str | Path, manifest: str | Path, split: str,
-               max_images: int = 0) -> list[Pair]:
-    """Read the pairs of one split into memory (a processed dataset is small by design)."""
+               max_images: int = 0, cache_mb: float = CACHE_MB) -> LazyPairs:
+    """The pairs of one split, each decoded only when asked for (see LazyPairs)."""
     df = read_manifest(manifest)
     df = df[df["split"] == split]
     if max_images:
         df = df.head(max_images)
-    pairs = []
-    for row in df.to_dict("records"):
-        kernel = row.get("kernel_path")
-        pairs.append(Pair(row["pair_id"], row["blur_kind"],
-                          read_rgb(resolve(data_dir, row["blur_path"])),
-                          read_rgb(resolve(data_dir, row["sharp_path"])), row,
-                          resolve(data_dir, kernel) if isinstance(kernel, str) and kernel else ""))
-    return pairs
+    return LazyPairs(data_dir, df.to_dict("records"), cache_mb)
+
+
+def pair_sizes(pairs) -> list[tuple[str, int, int]]:
+    """(pair_id, height, width) of each pair, without decoding a lazy split."""
+    if isinstance(pairs, LazyPairs):
+        return [(r["pair_id"], *pairs.size(i)) for i, r in enumerate(pairs.rows)]
+    return [(p.pair_id, *p.blur.shape[:2]) for p in pairs]
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -69,16 +139,17 @@ class CropDataset(Dataset):
     kind not named) draws the harder kinds more often.
     """
 
-    def __init__(self, pairs: list[Pair], crop: int, length: int, seed: int,
+    def __init__(self, pairs: Sequence[Pair], crop: int, length: int, seed: int,
                  resynth: float = 0.0, synth: SynthConfig | None = None,
                  resynth_weights: dict[str, float] | None = None):
         if not pairs:
             raise GirError("train: no training pairs (is the train split empty?)")
-        small = [p for p in pairs if min(p.blur.shape[:2]) < crop]
+        sizes = pair_sizes(pairs)
+        small = [(pid, h, w) for pid, h, w in sizes if min(h, w) < crop]
         if small:
-            p = small[0]
-            raise GirError(f"train.crop: {crop}px is larger than pair {p.pair_id} "
-                           f"({p.blur.shape[1]}x{p.blur.shape[0]}); lower train.crop")
+            pid, h, w = small[0]
+            raise GirError(f"train.crop: {crop}px is larger than pair {pid} "
+                           f"({w}x{h}); lower train.crop")
         self.pairs, self.crop, self.length, self.seed = pairs, crop, length, seed
         self.resynth, self.synth = resynth, synth or SynthConfig()
         self.kind_p = None  # None: every kind equally likely (and the draws of earlier runs)
@@ -88,7 +159,7 @@ class CropDataset(Dataset):
                 raise GirError("train.resynth_weights: every data.synth kind has weight 0")
             self.kind_p = w / w.sum()
         # Larger images are drawn more often, so every pixel is about equally likely.
-        areas = np.array([p.blur.shape[0] * p.blur.shape[1] for p in pairs], float)
+        areas = np.array([h * w for _, h, w in sizes], float)
         self.weights = areas / areas.sum()
 
     def __len__(self) -> int:

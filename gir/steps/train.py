@@ -79,7 +79,7 @@ def _train(params, dist: Dist, device, tracker: Tracker, data_dir, split_manifes
 
     t = params.train
     seed_everything(params.seed)
-    train_pairs = load_split(data_dir, split_manifest, "train")
+    train_pairs = load_split(data_dir, split_manifest, "train", cache_mb=t.cache_mb)
     val_pairs = load_split(data_dir, split_manifest, "val", max_images=4) if dist.main else []
     dataset = CropDataset(train_pairs, t.crop, t.steps * t.batch_size, params.seed,
                           t.resynth, params.data.synth, t.resynth_weights)
