@@ -1,7 +1,11 @@
-"""The promotion rule the deblurrer's and the detector's registrations share.
+"""The promotion rules of the registrations.
 
 A new version gets the ``champion`` alias only when it holds up against the current champion
-scored *now*, on the same held-out data; otherwise it becomes the ``challenger``.
+scored *now*, on the same held-out data; otherwise it becomes the ``challenger``. The
+deblurrer's rule (``promote_with_evidence``) asks for evidence: on paired per-image scores,
+the lower bound of a 95% bootstrap interval of the gain must clear a margin, against the
+champion and against the shipped floor. The detector's rule compares one score
+(``promote_by_score``).
 """
 
 from __future__ import annotations
@@ -92,3 +96,57 @@ def promote_by_score(client, name: str, version: str, metric: str, new_score: fl
     client.set_registered_model_alias(name, alias, version)
     decision.update(alias=alias, reason=reason)
     return decision
+
+
+def paired_gain(new: dict[str, float], other: dict[str, float], n_boot: int = 2000,
+                seed: int = 0) -> dict:
+    """new - other on the pairs both were scored on: mean, 95% interval, number of pairs."""
+    common = [k for k in new if k in other]
+    return bootstrap_ci([new[k] - other[k] for k in common], n_boot=n_boot, seed=seed)
+
+
+def _evidence_words(what: str, c: dict, unit: str) -> str:
+    if c["mean"] is None:
+        return f"{what}: no common pairs"
+    return (f"{what} {c['mean']:+.3f} {unit} [{c['low']:+.3f}, {c['high']:+.3f}] "
+            f"over {c['n']} pairs")
+
+
+def promote_with_evidence(client, name: str, version: str, new_scores: dict[str, float],
+                          score_champion: Callable[[str], dict[str, float]],
+                          floor: tuple[str, dict[str, float]] | None = None,
+                          margin: float = 0.0, n_boot: int = 2000, unit: str = "dB") -> dict:
+    """Alias version champion only when, on paired per-pair scores ({pair_id: score}), the
+    lower bound of the 95% bootstrap interval of its gain exceeds margin against the current
+    champion (scored now by score_champion(uri)) and against the floor (what, scores): the
+    model users get without a champion. Otherwise challenger. Returns the decision with every
+    interval and its number of pairs."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champion = None
+    comparisons: dict = {}
+    if floor is not None:
+        comparisons["floor"] = {"what": floor[0], **paired_gain(new_scores, floor[1], n_boot)}
+    if champion is not None:
+        champ = score_champion(f"models:/{name}@{CHAMPION}")
+        comparisons["champion"] = {"what": f"champion v{champion.version}",
+                                   "version": int(champion.version),
+                                   **paired_gain(new_scores, champ, n_boot)}
+    words = "; ".join(_evidence_words(c["what"], c, unit) for c in comparisons.values())
+    short = [c["what"] for c in comparisons.values() if c["low"] is None or c["low"] <= margin]
+    if not comparisons:
+        alias, reason = CHAMPION, "no champion yet and no floor to compare with"
+    elif short:
+        alias = CHALLENGER
+        reason = (f"not better with evidence than {' and '.join(short)} (95% lower bound <= "
+                  f"margin {margin:g} {unit}): {words}")
+    else:
+        alias = CHAMPION
+        reason = f"better with evidence (95% lower bounds > margin {margin:g} {unit}): {words}"
+    client.set_registered_model_alias(name, alias, version)
+    return {"alias": alias, "reason": reason, "margin": margin, "unit": unit,
+            "pairs": len(new_scores), "comparisons": comparisons,
+            "champion_version": int(champion.version) if champion is not None else None}
