@@ -49,7 +49,7 @@ WEIGHTS = Range(ge=0, msg="weights must be 0 or more")
 # at load, and tests/test_config.py checks that each list equals its registry.
 GeneratorName = Literal["fourier_unet", "nafnet", "resnet"]
 DiscriminatorName = Literal["patchgan"]
-SourceName = Literal["sample", "gopro", "folder", "unsplash"]
+SourceName = Literal["sample", "gopro", "folder", "unsplash", "dvc"]
 ReferenceName = Literal["blurred", "unsharp", "wiener", "richardson_lucy", "pretrained"]
 
 
@@ -64,7 +64,7 @@ MotionFamily = Literal["smooth_walk", "jittery_walk", "boracchi_foi", "linear"] 
 class SynthConfig:
     """How sharp photos are blurred synthetically (sample and folder sources)."""
 
-    per_image: Positive = 6
+    per_image: Positive = 8
     kinds: Annotated[list[SynthKind], Range(nonempty=True)] = field(
         default_factory=lambda: ["motion", "defocus", "gaussian", "shake"]
     )
@@ -123,9 +123,19 @@ class SampleConfig:
 class GoproConfig:
     """A GOPRO_Large tree: train|test/<sequence>/{blur,blur_gamma,sharp}/*.png."""
 
-    root: str = "data/external/GOPRO_Large"
+    root: str = "data/external/GOPRO_Large"   # or s3://bucket/prefix
     blur_variant: Literal["blur", "blur_gamma"] = "blur"
     max_pairs_per_sequence: int = 0
+    endpoint_url: str = ""   # S3-compatible endpoint; empty = AWS
+
+
+@dataclass
+class DvcSourceConfig:
+    """A data version from a DVC remote: the ingested pairs (data/raw) of a git revision."""
+
+    repo: str = ""            # git URL or path of the DVC project; empty = this project
+    rev: str = ""             # git tag, branch or commit naming the data version; empty = HEAD
+    path: str = "data/raw"    # the ingest output tracked by DVC in that revision
 
 
 @dataclass
@@ -160,6 +170,7 @@ class DataConfig:
     gopro: GoproConfig = field(default_factory=GoproConfig)
     folder: FolderConfig = field(default_factory=FolderConfig)
     unsplash: UnsplashConfig = field(default_factory=UnsplashConfig)
+    dvc: DvcSourceConfig = field(default_factory=DvcSourceConfig)
     max_pixels: int = 64_000_000   # one limit for ingest, rectify, deblur and serve
 
 
