@@ -8,21 +8,11 @@ import json
 
 import pytest
 
-from batchkit import FAST, get, keys, photos, s3, upload  # noqa: F401
+from batchkit import FAST, Invert, get, keys, photos, s3, upload  # noqa: F401
 from conftest import run_gir
 
 SRC, DST, TOKEN = "gir-events-in", "gir-events-out", "s3cr3t-token"
 
-
-class Invert:
-    """A recognisable stand-in model: each call is counted."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self, rgb):
-        self.calls += 1
-        return 255 - rgb
 
 
 def minio_event(*objects: tuple[str, str], name: str = "s3:ObjectCreated:Put") -> dict:
@@ -103,6 +93,27 @@ def test_a_missing_object_and_a_broken_one_fail_alone(app):
     r = http.post("/api/events/s3", content=b"{not json",
                   headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code == 400
+
+
+def test_a_poison_pill_is_a_failed_entry_not_a_500_and_is_not_retried(app):
+    """A 64x1 PNG (it crashed the blur features once) and a photo that crashes the model:
+    200 with each failure, the good photo written; a redelivery retries neither."""
+    import numpy as np
+
+    from gir.data.imageio import encode_png
+
+    http, client, model = app
+    upload(client, SRC, "incoming/", {"pill/wide.png": encode_png(np.zeros((1, 64, 3),
+                                                                           np.uint8)),
+                                      "pill/ok.png": photos(1, seed=10)["set0/photo0000.png"]})
+    event = minio_event(*[(SRC, f"incoming/pill/{n}") for n in ("wide.png", "ok.png")])
+    for _ in range(2):
+        r = http.post("/api/events/s3", json=event, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["written"] == [] and body["failed"] == []     # the redelivery: nothing redone
+    assert any("too small: 64x1 px" in s["reason"] for s in body["skipped"])
+    assert "pill/ok.png.png" in outputs(client) and "pill/wide.png.png" not in outputs(client)
 
 
 def test_aws_records_via_sns_and_other_events_are_ignored(app):

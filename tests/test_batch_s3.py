@@ -17,10 +17,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from batchkit import (BROKEN, FAST, SIDE, broken, decodes, detector_file,  # noqa: F401
-                      get, keys, photos, s3, tiny_model, upload)
+from batchkit import (  # noqa: F401
+    BROKEN,
+    FAST,
+    SIDE,
+    Invert,
+    broken,
+    decodes,
+    detector_file,
+    get,
+    keys,
+    loader,
+    photos,
+    s3,
+    tiny_model,
+    upload,
+)
 from conftest import run_gir
-
 from gir.errors import GirError
 
 SRC, DST = "gir-incoming", "gir-deblurred"
@@ -97,19 +110,6 @@ def test_prefix_of_300_with_5_broken_then_a_second_run_does_nothing(s3, tiny_mod
     assert after == sources_before                      # inputs never modified
 
 
-class Invert:
-    """A recognisable stand-in model: each call is counted."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self, rgb):
-        self.calls += 1
-        return 255 - rgb
-
-
-def loader(model, version):
-    return lambda: (model, version)
 
 
 def test_folders_mirror_paths_and_redo_only_what_changed(tmp_path):

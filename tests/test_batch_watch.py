@@ -15,8 +15,7 @@ import subprocess
 import sys
 import time
 
-from batchkit import (FAST, broken, decodes, detector_file, get, keys, photos,  # noqa: F401
-                      s3, tiny_model, upload)
+from batchkit import FAST, broken, decodes, detector_file, get, keys, photos, s3, tiny_model, upload  # noqa: F401
 
 SRC, DST = "gir-watch-in", "gir-watch-out"
 GOOD, KILL_AT = 60, (8, 24, 44)    # ledger entries seen before each kill -9
@@ -97,3 +96,71 @@ def test_kill_9_three_times_mid_backlog_then_everything_exactly_once(s3, tiny_mo
     redone = len(versions) - GOOD
     print(f"kill -9 after {kills} ledger entries; {redone} inputs redone")
     assert 0 <= redone <= 3 * 12, redone
+
+
+def test_poison_pills_are_tried_once_per_model_version_and_the_rest_is_done(tmp_path):
+    """A folder with 5 good photos, a 64x1 and a 1x1 PNG, a photo that crashes the model, a
+    symlink loop, a dangling link and a FIFO: the watcher writes the 5, fails each bad entry
+    with its reason (said once), and does not retry them on every poll; a new model version
+    retries the crash (it may fix it), never the images no model can use."""
+    import threading
+
+    import numpy as np
+
+    from batchkit import Invert, loader
+    from gir.data.imageio import encode_png
+    from gir.rectifier.batch import watch
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, (rel, data) in enumerate(photos(5, seed=8).items()):
+        (src / f"good{i}.png").write_bytes(data)
+    (src / "wide.png").write_bytes(encode_png(np.zeros((1, 64, 3), np.uint8)))
+    (src / "dot.png").write_bytes(encode_png(np.zeros((1, 1, 3), np.uint8)))
+    (src / "crash.png").write_bytes(encode_png(np.full((20, 20, 3), 7, np.uint8)))
+    os.symlink("b.png", src / "a.png")
+    os.symlink("a.png", src / "b.png")
+    os.symlink("nowhere.png", src / "dangling.png")
+    os.mkfifo(src / "pipe.jpg")
+
+    def crash_on_20px(model):
+        def call(rgb):
+            if rgb.shape[:2] == (20, 20):
+                raise ValueError("could not broadcast input array from shape (0,1)")
+            return model(rgb)
+        return call
+
+    def run(version: str, seconds: float) -> tuple[Invert, list[str]]:
+        model, lines, stop = Invert(), [], threading.Event()
+        thread = threading.Thread(target=watch, args=([str(src)], str(tmp_path / "out"),
+                                                      "deblur", loader(crash_on_20px(model),
+                                                                       version)),
+                                  kwargs={"interval": 0.05, "stop": stop, "log": lines.append})
+        thread.start()
+        time.sleep(seconds)
+        stop.set()
+        thread.join(30)
+        assert not thread.is_alive()
+        return model, lines
+
+    model, lines = run("v1", 3)
+    assert model.calls == 5
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [
+        f"good{i}.png.png" for i in range(5)]
+    failed = [line for line in lines if line.startswith("watch: failed")]
+    assert sorted(line.split(str(src) + "/")[1] for line in failed) == [
+        "a.png: symlink loop", "b.png: symlink loop",
+        "crash.png: ValueError: could not broadcast input array from shape (0,1)",
+        "dangling.png: dangling symlink (to nowhere.png)",
+        "dot.png: too small: 1x1 px (photos need at least 16 px on each side)",
+        "wide.png: too small: 64x1 px (photos need at least 16 px on each side)"]
+    assert sum("batch failed" in line for line in lines) == 0
+    ledger = json.loads((tmp_path / "out/_gir/report.json").read_text()) if (
+        tmp_path / "out/_gir/report.json").exists() else None
+    assert ledger is None or "Traceback" not in json.dumps(ledger)
+    model, lines = run("v1", 1)                    # same model: nothing is tried again
+    assert model.calls == 0 and not [x for x in lines if "crash.png" in x]
+    model, lines = run("v2", 1.5)                  # another model: the crash only, once
+    assert model.calls == 0
+    assert [x.split("/")[-1] for x in lines if "failed" in x and "crash" in x] == [
+        "crash.png: ValueError: could not broadcast input array from shape (0,1)"]

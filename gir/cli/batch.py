@@ -93,6 +93,10 @@ def add_batch_flags(p) -> None:
     p.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
                    help="(folders, prefixes, s3:// destinations) stop after this long and name "
                         "the inputs not processed (default: params batch.deadline_s, 0 = none)")
+    p.add_argument("--lease-seconds", type=float, default=None, metavar="SECONDS",
+                   help="how long a claim on a photo keeps other replicas (watchers, events, "
+                        "other runs) off it; a dead one's photos are taken over after it "
+                        "(default: params batch.lease_s)")
 
 
 def _watch_args(p):
@@ -113,10 +117,6 @@ def _watch_args(p):
                    help="a fitted detector (default: as `gir detect`)")
     add_ensemble(p)
     add_batch_flags(p)
-    p.add_argument("--lease-seconds", type=float, default=None, metavar="SECONDS",
-                   help="how long a claim on a photo keeps other replicas off it; a dead "
-                        "replica's photos are taken over after it (default: params "
-                        "batch.lease_s)")
     add_model_params(p)
 
 

@@ -610,8 +610,9 @@ def process(todo: list[Item], run: Run) -> int:
         taken -= len(lost)
     finally:
         bar.close()
-        for _, fut in reads:   # claimed but not processed: give the claims back
-            fut.cancel() or fut.add_done_callback(lambda f: _release_read(run, f))
+        done = [fut for _, fut in reads if not fut.cancel()]   # claimed, not processed
+        threading.Thread(target=lambda: [_release_read(run, f) for f in done], daemon=True,
+                         name="gir-release").start()   # never holds up a deadline
         readers.shutdown(wait=not run.stopped.startswith("deadline"), cancel_futures=True)
         writers.shutdown(wait=not run.stopped.startswith("deadline"), cancel_futures=True)
     return taken
@@ -619,7 +620,7 @@ def process(todo: list[Item], run: Run) -> int:
 
 def _release_read(run: Run, fut: Future) -> None:
     try:
-        run.leases.release(fut.result()[0])
+        run.leases.release(fut.result(timeout=600)[0])
     except Exception:  # noqa: BLE001 - an unreleased claim only expires later
         pass
 

@@ -152,7 +152,7 @@ class Leases:
             got = self.dest.read_stamped(name)
             if got is not None:
                 holder = _holder(got[0])
-                if holder[1] > time.time():
+                if holder[1] > time.time() and holder[0] != self.owner:  # ours: a leftover
                     return None, f"{holder[0]} until {_utc(holder[1])}"
                 if not self.dest.replace_if(name, body, got[1]):
                     return None, "another worker (it just took over an expired claim)"
