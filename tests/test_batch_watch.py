@@ -54,7 +54,8 @@ def test_kill_9_three_times_mid_backlog_then_everything_exactly_once(s3, tiny_mo
     total = GOOD + len(bad)
     env = {"GIR_DETECTOR": str(detector_file), **FAST}
     args = [f"s3://{SRC}/incoming/", "-o", f"s3://{DST}/out/", "--model", str(tiny_model),
-            "--device", "cpu", "--batch-size", "4", "--interval", "0.2"]
+            "--device", "cpu", "--batch-size", "4", "--interval", "0.2",
+            "--lease-seconds", "3"]     # a killed watcher's claims are taken over after 3 s
 
     kills = []
     with open(tmp_path / "watch.log", "w") as log:
