@@ -3,13 +3,19 @@ the CLI and dvc.yaml run. See components/steps.py (training) and components/rect
 gir-rectify batch); the image they run in is set in settings.py.
 """
 
-from components.rectify import list_shards, rectify_shard, summarize
-from components.settings import IMAGE
-from components.steps import (detector, evaluate, ingest, preprocess, register, split,
-                              sweep_register, train, validate)
+import os
 
-STEPS = [ingest, validate, preprocess, split, train, evaluate, register, detector]
-RECTIFY = [list_shards, rectify_shard, summarize]
+from components.settings import IMAGE
+
+# Inside a running component (kfp's executor sets _KFP_RUNTIME) kfp.dsl has no `component`
+# decorator: a body that imports components.settings must not define the components again.
+if os.environ.get("_KFP_RUNTIME", "false") != "true":
+    from components.rectify import list_shards, rectify_shard, summarize
+    from components.steps import (detector, evaluate, ingest, preprocess, register, split,
+                                  sweep_register, train, validate)
+
+    STEPS = [ingest, validate, preprocess, split, train, evaluate, register, detector]
+    RECTIFY = [list_shards, rectify_shard, summarize]
 
 __all__ = ["IMAGE", "STEPS", "ingest", "validate", "preprocess", "split", "train", "evaluate",
            "register", "detector", "sweep_register", "RECTIFY", "list_shards", "rectify_shard",
