@@ -180,7 +180,7 @@ def count_versions(client, bucket: str, prefix: str) -> dict[str, int]:
 
 
 def test_two_watchers_and_the_event_endpoint_share_one_prefix(s3, tmp_path):
-    """40 photos arriving over ~8 s; two watchers and the event endpoint (each told of every
+    """40 photos arriving over ~4 s; two watchers and the event endpoint (each told of every
     upload) work on one prefix: every photo done, each output written once (at most 2
     duplicates), counted from the versioned bucket."""
     from fastapi import FastAPI
@@ -222,10 +222,10 @@ def test_two_watchers_and_the_event_endpoint_share_one_prefix(s3, tmp_path):
     with TestClient(app) as http:
         poster = threading.Thread(target=deliver, args=(http,), daemon=True)
         poster.start()
-        for rel, data in good.items():        # 40 arrivals over about 8 s
+        for rel, data in good.items():        # 40 arrivals over about 4 s
             client.put_object(Bucket=src, Key=f"incoming/{rel}", Body=data)
             events.put(rel)
-            time.sleep(0.2)
+            time.sleep(0.1)
         end = time.monotonic() + 20
         while len(keys(client, dst, "out/_gir/ledger/")) < 40 and time.monotonic() < end:
             time.sleep(0.2)

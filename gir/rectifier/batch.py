@@ -344,22 +344,23 @@ def run_batch(sources: list[str], dest: str | Location, task: str, model, detect
     slot = as_slot(model)
     started, t0 = now(), time.perf_counter()
     deadline = time.monotonic() + opts.deadline_s if opts.deadline_s > 0 else None
+    grace = min(5.0, opts.deadline_s / 10)     # of the deadline, kept for the report
     p = bounded(lambda: plan(sources, dest, task, slot, reprocess=opts.reprocess,
                              only=opts.only, ledger=opts.ledger),
                 None if deadline is None else deadline - time.monotonic(),
                 f"listing {', '.join(map(str, sources))}")
     swept = p.dest.sweep_temp(opts.temp_max_age_s) if opts.temp_max_age_s > 0 else []
     leases = opts.leases or Leases(p.dest, opts.lease_s)
-    run = Run(p, task, slot, detector, opts, leases, deadline)
+    run = Run(p, task, slot, detector, opts, leases, deadline and deadline - grace)
     todo = p.todo if opts.limit is None else p.todo[:opts.limit]
     taken = process(todo, run)
     report = batch_report(run, sources, started, time.perf_counter() - t0,
                           [i.url for i in todo[taken:]])
     report["counts"]["pending"] = len(p.todo) - taken
     report["swept"] = swept
-    if opts.report_name and (opts.write_report or (opts.write_report is None and (
-            report["written"] or report["failed"]))):
-        save_report(report, run)
+    worked = any(not isinstance(o, Skipped) for o in run.outcomes)   # not listing alone
+    if opts.report_name and (opts.write_report or (opts.write_report is None and worked)):
+        save_report(report, run, deadline)
     return report
 
 
@@ -379,15 +380,15 @@ def batch_report(run: Run, sources: list[str], started: str, seconds: float,
         **rows, "stopped": run.stopped or None, "not_processed": not_processed}
 
 
-def save_report(report: dict, run: Run) -> None:
-    """Write the report to DST; when that fails (endpoint down, disk full), to fallback_dir,
-    and say where it went in report["report"] (or why nowhere in report["report_error"])."""
+def save_report(report: dict, run: Run, deadline: float | None) -> None:
+    """Write the report to DST, by the deadline; when that fails (endpoint down, disk full),
+    to fallback_dir, and say where it went in report["report"] (or why nowhere in
+    report["report_error"])."""
     data = json.dumps(report, indent=1).encode()
     dest, name = run.plan.dest, run.opts.report_name
-    left = run.left()
+    left = None if deadline is None else max(1.0, deadline - time.monotonic())
     try:
-        bounded(lambda: dest.write(name, data), None if left is None else max(left, 5.0),
-                f"writing {dest.url_of(name)}")
+        bounded(lambda: dest.write(name, data), left, f"writing {dest.url_of(name)}")
         report["report"] = dest.url_of(name)
         return
     except Exception as exc:  # noqa: BLE001 - the report must not be lost with the endpoint
@@ -716,15 +717,15 @@ def watch(sources: list[str], dest: str, task: str, model, detector=None, *,
             stop.wait(interval)
             continue
         c = report["counts"]
-        if c["written"] or c["failed"] or first:
+        news = [f for f in report["failed"] if (f["input"], f["reason"]) not in said]
+        if c["written"] or news or first:
             batches += 1
             log(f"watch: batch {batches}: {c['written']} written, {c['failed']} failed, "
                 f"{c['skipped']} unchanged or claimed, {c['pending']} pending; "
                 f"{report['images_per_second'] or 0:.1f} img/s in {report['seconds']:.1f} s")
-        for f in report["failed"]:
-            if (f["input"], f["reason"]) not in said:
-                said.add((f["input"], f["reason"]))
-                log(f"watch: failed {f['input']}: {f['reason']}")
+        for f in news:    # each failure said once, not on every poll
+            said.add((f["input"], f["reason"]))
+            log(f"watch: failed {f['input']}: {f['reason']}")
         first = False
         total += c["written"]
         if max_batches is not None and batches >= max_batches:
