@@ -112,6 +112,20 @@ def load_split(data_dir: str | Path, manifest: str | Path, split: str,
     return LazyPairs(data_dir, df.to_dict("records"), cache_mb)
 
 
+def data_location(params) -> str | None:
+    """Where the source's data really lives (a bucket, a folder, a DVC data version), for the
+    MLflow dataset's source; None for the built-in sample and for Unsplash."""
+    import os
+
+    d = params.data
+    where = {"folder": d.folder.path, "gopro": d.gopro.root}.get(d.source)
+    if where:
+        return where if is_remote(where) else os.path.abspath(where)
+    if d.source == "dvc":
+        return f"dvc:{d.dvc.repo or '.'}@{d.dvc.rev or 'HEAD'}:{d.dvc.path}"
+    return None
+
+
 def pair_sizes(pairs) -> list[tuple[str, int, int]]:
     """(pair_id, height, width) of each pair, without decoding a lazy split."""
     if isinstance(pairs, LazyPairs):

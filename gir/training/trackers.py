@@ -127,11 +127,17 @@ class MlflowTracker(Tracker):
             yield self.run_id
 
     def describe(self, params: Params, tags: dict, manifest: str | Path) -> None:
+        import os
+
+        from gir.data.dataset import data_location
         from gir.tracking.runs import log_dataset, log_params
 
         log_params(self.mlflow, params)
         self.mlflow.set_tags(tags)
-        log_dataset(self.mlflow, manifest, "train", "training")
+        # the dataset's source is where the data lives (a bucket, a DVC version), not a path
+        # inside this pod; GIR_DATA_SOURCE (set by a pipeline) still wins
+        source = os.environ.get("GIR_DATA_SOURCE") or data_location(params)
+        log_dataset(self.mlflow, manifest, "train", "training", source=source)
 
     def set_tags(self, tags: dict) -> None:
         self.mlflow.set_tags(tags)

@@ -13,6 +13,7 @@ SOURCES: dict[str, str] = {
     "gopro": "gir.data.sources.gopro:ingest_gopro",
     "folder": "gir.data.sources.folder:ingest_folder",
     "unsplash": "gir.data.sources.unsplash:ingest_unsplash",
+    "dvc": "gir.data.sources.dvc:ingest_dvc",
 }
 
 
