@@ -102,7 +102,9 @@ def train(seed: int, data: dict, validate: dict, preprocess: dict, split: dict, 
 
     It takes every section because the MLflow run logs all params, exactly as a DVC run does;
     the engine and KFP run id become tags of that run. In a sweep, overrides (``key=value``)
-    are this child's settings and the run nests under the sweep's parent run.
+    are this child's settings and the run nests under the sweep's parent run. With more than
+    one GPU (train.distributed) it launches a PyTorchJob on the checkpoint claim
+    (checkpoint_pvc) and collects its model: gir/steps/pytorchjob.py.
     """
     from components.settings import preflight
 
