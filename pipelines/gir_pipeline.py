@@ -161,7 +161,7 @@ def _train_task(s: dict, engine: str, image: str | None, processed, split,
     if cluster is None:
         kubernetes.add_toleration(trained, **GPU_TOLERATION)
         return trained
-    _on_cluster(trained, cluster, claim)
+    _on_cluster(trained, cluster, claim, place=not multi)
     if multi:
         trained.set_cpu_request("1").set_memory_request("4G")
         trained.set_env_variable("GIR_PYTORCHJOB", json.dumps(_job_settings(cluster, image)))
@@ -178,7 +178,13 @@ def _cluster_settings(layout: dict | None) -> dict:
 
 
 def _gpus(layout: dict | None) -> int:
-    d = _cluster_settings(layout)["distributed"]
+    """GPUs train.distributed asks for; a claim made per run for several nodes must be RWX."""
+    c = _cluster_settings(layout)
+    d = c["distributed"]
+    if d["nodes"] > 1 and not c["checkpoint_pvc"] and c["access_mode"] != "ReadWriteMany":
+        raise GirError(f"train.distributed.nodes={d['nodes']}: pods on several nodes share the "
+                       "checkpoint claim; set kubeflow.access_mode=ReadWriteMany (with a "
+                       "storage_class that offers it) or name a claim in kubeflow.checkpoint_pvc")
     return d["nodes"] * d["gpus_per_node"]
 
 
@@ -198,15 +204,16 @@ def _checkpoint_claim(cluster: dict):
     return pvc.outputs["name"]
 
 
-def _on_cluster(trained, cluster: dict, claim) -> None:
-    """Mount the checkpoint claim ($GIR_CHECKPOINT_ROOT) and a memory /dev/shm; place the pod."""
+def _on_cluster(trained, cluster: dict, claim, place: bool = True) -> None:
+    """Mount the checkpoint claim ($GIR_CHECKPOINT_ROOT) and a memory /dev/shm; place the pod
+    with the node selector (not a PyTorchJob's launcher, which needs no GPU node)."""
     from kfp import kubernetes
 
     kubernetes.mount_pvc(trained, pvc_name=claim, mount_path=CHECKPOINT_MOUNT)
     trained.set_env_variable("GIR_CHECKPOINT_ROOT", CHECKPOINT_MOUNT)
     kubernetes.empty_dir_mount(trained, volume_name=SHM_VOLUME, mount_path="/dev/shm",
                                medium="Memory", size_limit=cluster["shm_size"])
-    for label, value in cluster["node_selector"].items():
+    for label, value in (cluster["node_selector"] if place else {}).items():
         kubernetes.add_node_selector(trained, label_key=label, label_value=value)
     kubernetes.add_toleration_json(trained, [_toleration(t) for t in cluster["tolerations"]])
     if cluster["train_timeout"]:

@@ -197,11 +197,14 @@ def test_an_existing_claim_is_mounted_and_kept(tmp_path):
 def test_more_than_one_gpu_makes_train_a_pytorchjob_launcher(tmp_path):
     spec, k8s = compile_spec(tmp_path, "train.distributed.nodes=2",
                              "train.distributed.gpus_per_node=4",
-                             "kubeflow.access_mode=ReadWriteMany", "kubeflow.shm_size=32Gi")
+                             "kubeflow.access_mode=ReadWriteMany", "kubeflow.shm_size=32Gi",
+                             "kubeflow.node_selector={pool: gpu}")
     container = train_container(spec)
     assert "accelerator" not in container.get("resources", {})  # it only launches and waits
     settings = json.loads({e["name"]: e["value"] for e in container["env"]}["GIR_PYTORCHJOB"])
     assert settings["image"] == IMAGE and settings["shm_size"] == "32Gi"
+    assert settings["node_selector"] == {"pool": "gpu"}       # the workers', not the launcher's
+    assert "nodeSelector" not in k8s["exec-train"]
     assert settings["secrets"]["gir-mlflow"] == ["MLFLOW_TRACKING_URI",
                                                 "MLFLOW_TRACKING_USERNAME",
                                                 "MLFLOW_TRACKING_PASSWORD"]
@@ -261,3 +264,11 @@ def test_the_job_name_is_the_same_for_a_retried_attempt(tmp_path):
 
     assert job_name("/gir/checkpoints/run-1-abc") == job_name("/gir/checkpoints/run-1-abc")
     assert job_name("/gir/checkpoints/run-1-abc") != job_name("/gir/checkpoints/run-2-abc")
+
+
+def test_several_nodes_on_a_single_node_claim_is_one_line(tmp_path):
+    proc = run_gir("pipeline", "compile", "-o", str(tmp_path / "x.yaml"), "--params", PARAMS,
+                   "--set", "train.distributed.nodes=2", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "kubeflow.access_mode=ReadWriteMany" in proc.stderr
+    assert not (tmp_path / "x.yaml").exists()
