@@ -33,9 +33,9 @@ out=$(bash "$TOOLS_DIR/engine.sh" "$WORK" "$IMAGE") || exit 2
 PIDS+=("${out% *}"); export DOCKER_HOST="unix://${out#* }"
 "$PY" "$TOOLS_DIR/services.py" "$WORK" >"$WORK/services.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 240); do [ -f "$WORK/env.sh" ] && break
+for _ in $(seq 1200); do [ -f "$WORK/env.sh" ] && break
   kill -0 "${PIDS[-1]}" 2>/dev/null || fail "stand-in services did not start: $(tail -1 "$WORK/services.log")"; sleep 0.5; done
-[ -f "$WORK/env.sh" ] || fail "stand-in services did not start in 120 s"
+[ -f "$WORK/env.sh" ] || fail "stand-in services did not start in 600 s"
 . "$WORK/env.sh"
 say "S3 (moto) at $AWS_ENDPOINT_URL, MLflow server at $MLFLOW_TRACKING_URI"
 cd "$WORK"   # the steps never see the checkout; the CLI reads only params.yaml from it

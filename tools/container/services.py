@@ -23,7 +23,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 120) -> None:
+def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 600) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
