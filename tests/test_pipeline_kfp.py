@@ -57,7 +57,8 @@ def test_seven_steps_in_order_and_the_detector_beside_them(compiled):
     assert "dependentTasks" not in tasks["detector"]
     # No run id among the detector's inputs: KFP's cache then keeps it while its params and
     # image stay the same, instead of registering a new gir-detector version every run.
-    assert set(tasks["detector"]["inputs"]["parameters"]) == {"detect", "mlflow", "engine"}
+    assert set(tasks["detector"]["inputs"]["parameters"]) == {"detect", "data", "mlflow",
+                                                              "engine"}
 
 
 def test_gpu_toleration_and_requests_on_train_only(compiled):
