@@ -33,6 +33,7 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 600)
             return
         except OSError:
             time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGTERM)
     sys.exit(f"container-demo: error: {what} does not answer at {url}")
 
 
@@ -61,17 +62,17 @@ def main(work: Path) -> None:
          "--default-artifact-root", "s3://gir-mlflow/artifacts", "--no-serve-artifacts"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     (work / "pids").write_text(f"{server.pid}\n")
-    wait_http(env["MLFLOW_TRACKING_URI"] + "/health", server, "mlflow server")
-    (work / "env.sh").write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
 
-    def stop(*_):
+    def stop(*_):  # the server has its own process group (its workers): stop all of it
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         s3.stop()
         sys.exit(0)
 
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, stop)   # before waiting: a stop while it starts stops it too
     signal.signal(signal.SIGINT, stop)
+    wait_http(env["MLFLOW_TRACKING_URI"] + "/health", server, "mlflow server")
+    (work / "env.sh").write_text("".join(f"export {k}={v}\n" for k, v in env.items()))
     while server.poll() is None:
         time.sleep(1)
     sys.exit("container-demo: error: mlflow server exited")
