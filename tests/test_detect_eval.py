@@ -63,8 +63,11 @@ def test_calibration_error_known_answer():
     perfect = [_rec("sharp", 0.05)] * 19 + [_rec("motion", 0.05, predicted="motion")] + \
               [_rec("motion", 0.95, predicted="motion")] * 19 + [_rec("sharp", 0.95)]
     assert calibration(perfect)["ece"] == pytest.approx(0.0, abs=1e-9)
+    assert calibration(perfect)["probability"]["ece"] == pytest.approx(0.0, abs=1e-9)
+    # Every call made with confidence 0.95, half of them wrong.
     overconfident = [_rec("sharp", 0.95)] * 10 + [_rec("motion", 0.95, predicted="motion")] * 10
     assert calibration(overconfident)["ece"] == pytest.approx(0.45)
+    assert calibration(overconfident)["probability"]["ece"] == pytest.approx(0.45)
 
 
 def test_confusion_counts_shake_as_motion():

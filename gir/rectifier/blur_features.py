@@ -100,9 +100,14 @@ def edge_widths(grey: np.ndarray, noise: float, tile: int = TILE) -> np.ndarray:
         d = (np.roll(grey, (-dy, -dx), axis=(0, 1)) - grey) / np.hypot(dy, dx)
         if dy and d.shape[0] > 1:   # the wrapped last row; a 1 px high image has no other
             d[-1:] = d[-2:-1]
-        foot = _line_footprint(dy, dx)
-        c = ndimage.maximum_filter(grey, footprint=foot) - ndimage.minimum_filter(grey,
-                                                                               footprint=foot)
+        if dy == 0 or dx == 0:   # along an axis: the same filter, separable and faster
+            axis, size = (1 if dy == 0 else 0), 2 * _WIDTH_REACH + 1
+            c = (ndimage.maximum_filter1d(grey, size, axis=axis)
+                 - ndimage.minimum_filter1d(grey, size, axis=axis))
+        else:
+            foot = _line_footprint(dy, dx)
+            c = (ndimage.maximum_filter(grey, footprint=foot)
+                 - ndimage.minimum_filter(grey, footprint=foot))
         num = block_mean(c * np.abs(d), tile)
         den = np.clip(block_mean(d * d, tile) - 2 * noise**2, 1e-7, None)
         out.append(np.log(np.clip(num / den, 0.5, 4 * _WIDTH_REACH)))

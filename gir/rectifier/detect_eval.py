@@ -136,21 +136,30 @@ def _recall_table(recs: list[dict], thresholds: dict, key: str) -> dict:
     return table
 
 
-def calibration(recs: list[dict], bins: int = CALIBRATION_BINS) -> dict:
-    """Reliability of P(blurred): per equal-width bin, mean score and share truly blurred;
-    expected calibration error = the count-weighted mean gap."""
-    p = np.array([r["score"] for r in recs])
-    y = np.array([r["kind"] != "sharp" for r in recs], float)
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
+    """Per equal-width bin of p: count, mean p and share of y; expected calibration error =
+    the count-weighted mean |mean p - share|."""
     idx = np.minimum((p * bins).astype(int), bins - 1)
     rows, ece = [], 0.0
     for b in range(bins):
         m = idx == b
         if m.any():
-            gap = abs(p[m].mean() - y[m].mean())
-            ece += m.mean() * gap
+            ece += m.mean() * abs(p[m].mean() - y[m].mean())
             rows.append({"bin": b, "n": int(m.sum()), "mean_score": round(float(p[m].mean()), 4),
                          "blurred_share": round(float(y[m].mean()), 4)})
     return {"ece": round(float(ece), 4), "bins": rows}
+
+
+def calibration(recs: list[dict], bins: int = CALIBRATION_BINS) -> dict:
+    """Calibration of what `gir detect` reports. ``ece``/``bins``: its confidence (P(the
+    blurred / not blurred call is right)) against how often the call is right. ``probability``:
+    P(blurred) against the share truly blurred."""
+    p = np.array([r["score"] for r in recs])
+    y = np.array([r["kind"] != "sharp" for r in recs], float)
+    called = np.array([r["called_blurred"] for r in recs], bool)
+    confidence = np.where(called, p, 1 - p)
+    right = (called == (y == 1)).astype(float)
+    return {**reliability(confidence, right, bins), "probability": reliability(p, y, bins)}
 
 
 def confusion(recs: list[dict]) -> dict:
@@ -188,7 +197,23 @@ def summarise(recs: list[dict], operating_rate: float) -> dict:
         "blur_type": confusion(recs),
         "calibration": calibration(recs),
         "roc": roc_curve(sharp, blurred),
+        "heldout_family": family_summary(recs, thresholds, HELDOUT_GROUPS),
     }
+
+
+def family_summary(recs: list[dict], thresholds: dict, groups=HELDOUT_GROUPS) -> dict:
+    """Recall (at each false-alarm rate on all sharp photos, and at the operating point) and
+    blur-type accuracy over the blurred photos of some benchmark groups (rows "<group>/...")."""
+    group = [r for r in recs if r["kind"] != "sharp" and r["row"].split("/")[0] in groups]
+    if not group:
+        return {"n": 0}
+    scores = np.array([r["score"] for r in group])
+    out = {f"recall_far_{rate:g}": round(float((scores >= t).mean()), 4)
+           for rate, t in thresholds.items()}
+    out["recall_operating_point"] = round(float(np.mean([r["called_blurred"] for r in group])), 4)
+    out["type_accuracy"] = confusion(group)["accuracy"]
+    out["n"] = len(group)
+    return out
 
 
 def paired_recall_interval(hits_new: np.ndarray, hits_old: np.ndarray, n_boot: int = 2000,
@@ -224,11 +249,11 @@ def write_figure(summary: dict, path) -> None:
     cal = summary["calibration"]
     centres = [(b["bin"] + 0.5) / CALIBRATION_BINS for b in cal["bins"]]
     rel.bar(centres, [b["blurred_share"] for b in cal["bins"]], width=1 / CALIBRATION_BINS,
-            edgecolor="k", alpha=0.6, label="share blurred")
+            edgecolor="k", alpha=0.6, label="share right")
     rel.plot([0, 1], [0, 1], "k--", lw=1)
     rel.plot([b["mean_score"] for b in cal["bins"]], [b["blurred_share"] for b in cal["bins"]],
-             "o-", color="C3", label="mean score")
-    rel.set(xlabel="P(blurred)", ylabel="share truly blurred",
+             "o-", color="C3", label="mean confidence")
+    rel.set(xlabel="confidence of the call", ylabel="share of calls that are right",
             title=f"reliability (ECE {cal['ece']:.3f})", xlim=(0, 1), ylim=(0, 1))
     rel.legend(loc="upper left")
     matrix = summary["blur_type"]["matrix"]

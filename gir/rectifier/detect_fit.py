@@ -297,10 +297,11 @@ def _image_xy(comps: list[Composite], probe: Detector) -> tuple[np.ndarray, np.n
 
 def fit_image_model(probe: Detector, seed: int, per_image: int) -> tuple[Linear, list]:
     """P(photo blurred) from the tile map, and the sharp photos' scores (for thresholds), on
-    whole images of CALIBRATION_IMAGES: blurred every other draw, else sharp - all in focus,
-    or with the subject in focus and the background not (shallow depth of field is sharp)."""
-    sharp = ("sharp", "bokeh")
-    families = sum(((f, sharp[i % 2]) for i, f in enumerate(FAMILIES * 2)), ())
+    whole images of CALIBRATION_IMAGES: blurred every other draw, else sharp - all in focus
+    (2 of 3), or with the subject in focus and the background not (shallow depth of field is
+    sharp)."""
+    sharp = ("sharp", "sharp", "bokeh")
+    families = sum(((f, sharp[i % 3]) for i, f in enumerate(FAMILIES * 3)), ())
     calib = composites(CALIBRATION_IMAGES, 4 * per_image, seed, partial=False,
                        families=families, size=320)
     x, y = _image_xy(calib, probe)

@@ -53,6 +53,7 @@ def mlflow_metrics(summary: dict) -> dict:
     """The numeric leaves of a summary as MLflow metric names (no curves, no counts of bins)."""
     flat = flatten({k: v for k, v in summary.items() if k not in ("roc", "calibration")})
     flat["calibration.ece"] = summary["calibration"]["ece"]
+    flat["calibration.probability_ece"] = summary["calibration"]["probability"]["ece"]
     return {re.sub(r"[^\w\-. /]", "_", k): float(v) for k, v in flat.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None}
 
@@ -152,6 +153,7 @@ def train_detector(params: Params, out_dir: str | Path, metrics_path: str | Path
         metrics["benchmark"], records = evaluate_on(detector, bench, cfg.false_alarm_rate,
                                                     out_dir / FIGURE_FILE)
         metrics["benchmark"].pop("roc")
+        metrics["blur_type"] = {"accuracy": metrics["benchmark"]["blur_type"]["accuracy"]}
     write_text_atomic(metrics_path, json.dumps(metrics, indent=2))
 
     mlflow = setup(params.mlflow)
