@@ -8,6 +8,7 @@ import is still a dependency.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,8 +52,19 @@ def imports_of(path: Path, known: dict[str, Path]) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
+    """Each gir module's gir imports (a fresh copy: callers may change it)."""
+    return {m: set(deps) for m, deps in _graph(_fingerprint()).items()}
+
+
+def _fingerprint() -> tuple:
+    return tuple((str(p), p.stat().st_mtime_ns) for p in modules().values())
+
+
+@functools.lru_cache(maxsize=2)
+def _graph(fingerprint: tuple) -> dict[str, frozenset[str]]:
+    """Parsing every module is the slow part: done once per state of the source tree."""
     known = modules()
-    return {m: imports_of(p, known) for m, p in known.items()}
+    return {m: frozenset(imports_of(p, known)) for m, p in known.items()}
 
 
 def closure(start: str, g: dict[str, set[str]] | None = None) -> set[str]:

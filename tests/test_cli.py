@@ -44,8 +44,6 @@ def test_one_spelling_for_destination_model_and_device():
 
 
 @pytest.mark.parametrize("argv, dest, value", [
-    (["detect-eval", "--per-image", "3"], "composites", 3),
-    (["detect-eval", "--composites", "3"], "composites", 3),
     (["serve", "--events-dest", "out/"], "events_out", "out/"),
     (["sweep", "--engine", "kfp-local"], "engine", "kfp-local"),
     (["sweep", "--runner", "kfp-local"], "engine", "kfp-local"),
@@ -56,7 +54,7 @@ def test_old_spellings_still_parse_but_are_hidden(argv, dest, value, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args([argv[0], "--help"])
     shown = capsys.readouterr().out
-    for old in ("--per-image", "--events-dest", "--engine"):
+    for old in ("--events-dest", "--engine"):
         assert old not in shown
 
 

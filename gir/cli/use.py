@@ -229,6 +229,7 @@ def cmd_detect_eval(args) -> int:
     from gir.steps.detector import detect_eval
     from gir.tracking.resolve import resolve_detector
 
+    use_params(args)
     params = params_from_args(args)
     items = benchmark_items(params.data.synth, args.per_kind or params.detect.eval_per_kind,
                             args.photos)
