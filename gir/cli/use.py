@@ -141,9 +141,9 @@ def cmd_bench(args) -> int:
 
         return run_bench_batch(args)
     if args.train_memory:
-        from gir.benchmarks.trainmem import train_memory_bench
-
         from pathlib import Path
+
+        from gir.benchmarks.trainmem import train_memory_bench
 
         params_file = args.params if Path(args.params).exists() else None  # else the defaults
         print(train_memory_bench(args.out, params_file=params_file)["markdown"])
@@ -240,8 +240,9 @@ def cmd_detect_eval(args) -> int:
         f"recall {s['recall_at_far'].get(f'far_{far:g}', float('nan')):.1%} at "
         f"{far:.0%} false alarms; at the operating point recall {op['recall']:.1%}, false "
         f"alarms {op['false_alarm_rate']:.1%}; blur type {s['blur_type']['accuracy']:.1%}; "
-        f"ECE {s['calibration']['ece']:.3f}; {s.get('seconds_1280x720', 0):.2f} s per "
-        f"1280x720 photo -> {args.out}/detect_eval.json, detect_eval.png")
+        f"ECE {s['calibration']['ece']:.3f}; per 1280x720 photo "
+        f"{s['seconds_1280x720']['wall']:.2f} s wall, {s['seconds_1280x720']['cpu']:.2f} s CPU"
+        f" -> {args.out}/detect_eval.json, detect_eval.png")
     return 0
 
 
