@@ -97,3 +97,33 @@ def test_mlp_matches_sklearn():
                         random_state=1).fit((x - x.mean(0)) / (x.std(0) + 1e-6), y)
     np.testing.assert_allclose(ours.proba(x), ref.predict_proba(
         (x - x.mean(0)) / (x.std(0) + 1e-6)), atol=1e-9)
+
+
+def test_detect_eval_writes_the_figure_and_logs_to_mlflow(tmp_path, mlflow_uri):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from gir.data import blur
+    from gir.data.sources.sample import load_sample_image
+    from gir.rectifier.detect_eval import EvalItem
+    from gir.steps.detector import detect_eval
+    from gir.tracking.resolve import resolve_detector
+    from tests.helpers import tiny_params
+
+    photo = load_sample_image("coffee")[:160, :200]
+    rng = np.random.default_rng(0)
+    items = [EvalItem("s", photo, "sharp", "sharp"),
+             EvalItem("m", blur.degrade(photo, blur.random_blur("motion", rng), rng), "motion",
+                      "heldout/motion", 12.0),
+             EvalItem("g", blur.degrade(photo, blur.random_blur("gaussian", rng), rng),
+                      "gaussian", "train/gaussian", 5.0)]
+    s = detect_eval(tiny_params(), resolve_detector(), items, tmp_path)
+    assert (tmp_path / "detect_eval.png").stat().st_size > 1000
+    assert s["photos"] == {"sharp": 1, "blurred": 2} and s["heldout_family"]["n"] == 1
+    assert s["seconds_1280x720"]["wall"] > 0 and len(s["records"]) == 3
+    mlflow.set_tracking_uri(mlflow_uri)
+    run = mlflow.search_runs(search_all_experiments=True, filter_string=
+                             "attributes.run_name = 'detect-eval'", output_format="list")[0]
+    assert "calibration.ece" in run.data.metrics and "blur_type.accuracy" in run.data.metrics
+    assert "detect_eval/detect_eval.png" in {
+        a.path for a in MlflowClient().list_artifacts(run.info.run_id, "detect_eval")}

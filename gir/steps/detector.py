@@ -75,7 +75,7 @@ def detect_eval(params: Params, detector: Detector, items: list[EvalItem], out_d
     detector = with_operating_point(detector, rate)
     summary, records = evaluate_on(detector, items, rate, out_dir / FIGURE_FILE)
     if items:
-        summary["seconds_1280x720"] = round(seconds_per_photo(detector, items[0].rgb), 3)
+        summary["seconds_1280x720"] = seconds_per_photo(detector, items[0].rgb)
     summary["records"] = records
     write_text_atomic(out_dir / "detect_eval.json", json.dumps(summary, indent=2))
     if log_mlflow:
