@@ -28,7 +28,8 @@ from tests.helpers import ROOT, TINY, run_gir, tiny_params  # noqa: E402,F401
 SLOW_FILES = {
     "test_batch_events.py", "test_batch_pipeline.py", "test_batch_s3.py", "test_batch_watch.py",
     "test_chaos.py", "test_container.py", "test_corpus.py", "test_detect_train.py",
-    "test_dvc.py", "test_dvc_resume.py", "test_gpu_lease.py", "test_heldout.py", "test_mlflow_ui.py",
+    "test_dvc.py", "test_dvc_resume.py", "test_dvc_source.py", "test_gpu_lease.py",
+    "test_heldout.py", "test_kubeflow_retry.py", "test_listing.py", "test_mlflow_ui.py",
     "test_pipeline_e2e.py", "test_pipeline_kfp_local.py", "test_rest.py", "test_s3_remote.py",
     "test_sources_pipeline.py", "test_sweep.py", "test_tracking_runs.py", "test_train_ddp.py",
     "test_train_resume.py", "test_web_load.py",
