@@ -1,7 +1,7 @@
 """The web page: API limits with TestClient, then the real thing in headless Chromium.
 
-The browser test starts `gir serve` (a real uvicorn) on a free loopback port with the tiny
-run's model, uploads a motion-blurred photo through the page, checks the verdict, the
+The browser test starts `gir serve` (a real uvicorn) on a free loopback port with the model
+shipped in gir, uploads a motion-blurred photo through the page, checks the verdict, the
 comparison slider and the blur map, and downloads the result.
 """
 
@@ -202,8 +202,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_run, tmp_path_factory):
-    """`gir serve` in a subprocess on a free loopback port, with the tiny run's model."""
+def server(tmp_path_factory):
+    """`gir serve` in a subprocess on a free loopback port, with the model shipped in gir."""
     from gir.tracking.resolve import resolve_detector as get_detector
 
     get_detector()   # fit/cache the detector here, not inside the server's first request
@@ -211,9 +211,8 @@ def server(tiny_run, tmp_path_factory):
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gir", "serve", "--model", str(tiny_run.root / "models"),
-             "--port", str(port), "--device", "cpu"], cwd=ROOT, stdout=fh, stderr=fh,
-            env={**os.environ, "MLFLOW_TRACKING_URI": tiny_run.uri})
+            [sys.executable, "-m", "gir", "serve", "--model", "pretrained",
+             "--port", str(port), "--device", "cpu"], cwd=ROOT, stdout=fh, stderr=fh)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):

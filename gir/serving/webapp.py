@@ -44,19 +44,27 @@ MULTIPART_SLACK = 64 * 1024      # form boundaries and fields around the file
 log = logging.getLogger("gir")
 
 
-# Measured peak memory (docs/serving.md: gir serve with the shipped model, 2 CPU cores): the
-# idle server with model and detector loaded, and what one admitted upload adds per megapixel.
-IDLE_MB = 900
-PER_MEGAPIXEL_MB = 60
+# Measured peak memory (docs/serving.md: `gir serve` with the shipped model on 2 CPU cores,
+# psutil on the server): the idle server with model and detector loaded (~300 MB), what an
+# upload at work costs per megapixel (photo, grey copy, result, blur map: ~21 MB), and the
+# model's activations: whole-image inference up to 1024 px a side (~1,000 MB per megapixel),
+# 512-px tiles above that (a tile's worth). Rounded up.
+IDLE_MB = 400
+PER_MEGAPIXEL_MB = 25
+ACTIVATIONS_MB_PER_MEGAPIXEL = 1000
+WHOLE_IMAGE_MEGAPIXELS = 1024 * 1024 / 1e6     # above: tiled (gir.rectifier.inference)
+TILE_MEGAPIXELS = 512 * 512 / 1e6
 
 
 def memory_bound_mb(limits: "Limits", megapixels: float | None = None,
                     upload_mb: float | None = None) -> float:
     """The documented bound on the server's resident memory: idle, plus for each upload at
-    work its bytes and PER_MEGAPIXEL_MB per megapixel (defaults: the largest admitted)."""
+    work its bytes, its arrays and the model's activations (defaults: the largest admitted)."""
     mp = limits.max_pixels / 1e6 if megapixels is None else megapixels
     up = limits.max_bytes / 1e6 if upload_mb is None else upload_mb
-    return IDLE_MB + limits.max_concurrent * (PER_MEGAPIXEL_MB * mp + up)
+    whole = mp if mp <= WHOLE_IMAGE_MEGAPIXELS else TILE_MEGAPIXELS
+    per_upload = up + PER_MEGAPIXEL_MB * mp + ACTIVATIONS_MB_PER_MEGAPIXEL * whole
+    return IDLE_MB + limits.max_concurrent * per_upload
 
 
 @dataclass
@@ -229,7 +237,7 @@ def parse_ensemble(value: str | None) -> int | None:
     return check_ensemble(int(value) if value.isdigit() else value[:20])
 
 
-def blur_map_image(rgb: np.ndarray, det, rows: int = 1024) -> np.ndarray:
+def blur_map_image(rgb: np.ndarray, det, rows: int = 256) -> np.ndarray:
     """The blur-map overlay, built a strip of tile rows at a time (its float temporaries are
     a strip's, not the photo's)."""
     import dataclasses
