@@ -113,7 +113,7 @@ def test_local_run_rectifies_a_prefix(s3, tiny_model, detector_file, tmp_path):
                    "--root", str(tmp_path / "root"), cwd=tmp_path,
                    env={"GIR_DETECTOR": str(detector_file), **FAST})
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {
-        "written": 6, "failed": 1, "skipped": 0}
+        "written": 6, "failed": 1, "skipped": 0, "not_processed": 0}
     out = [k for k in keys(client, "gir-kfp", "deblurred/") if not k.startswith("_gir/")]
     assert out == sorted([f"{r}.png" for r in good] + [f"{r}.json" for r in good])
     assert all(decodes(get(client, "gir-kfp", f"deblurred/{r}.png")) for r in good)

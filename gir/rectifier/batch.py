@@ -48,7 +48,7 @@ from gir.data.storage import (
     split_source,
 )
 from gir.errors import BadImageError, GirError
-from gir.rectifier.deblur import render
+from gir.rectifier.deblur import MIN_SIDE, check_side, render
 from gir.rectifier.ledger import DONE, FAILED, META_DIR, REPORT, Lease, Leases, Ledger, now
 
 log = logging.getLogger("gir")
@@ -67,7 +67,7 @@ class BatchOptions:
     ledger: Ledger | None = None           # a cached ledger (watch keeps one)
     leases: Leases | None = None           # this worker's claims (watch keeps one)
     max_pixels: int = DEFAULT_MAX_PIXELS
-    min_side: int = 16                     # smaller photos fail with a reason, not a crash
+    min_side: int = MIN_SIDE               # smaller photos fail with a reason, not a crash
     workers: int = WORKERS
     report_name: str | None = REPORT
     write_report: bool | None = True       # None: only when something was written or failed
@@ -514,10 +514,7 @@ def transform(data: bytes, item: Item, run: Run):
     holder: dict = {}
 
     def fn(rgb):
-        h, w = rgb.shape[:2]
-        if min(h, w) < run.opts.min_side:
-            raise BadImageError(f"too small: {w}x{h} px (photos need at least "
-                                f"{run.opts.min_side} px on each side)")
+        check_side(rgb, run.opts.min_side)
         if run.rectifier is None:
             return run.slot.get()(rgb)
         img, holder["report"] = run.rectifier.decide(

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from gir.errors import GirError
+from gir.errors import BadImageError, GirError
 from gir.data.imageio import DEFAULT_MAX_PIXELS, ImageInfo, decode_image, read_bytes, write_png
 
 
@@ -41,6 +41,18 @@ def render(data: bytes, name: str, fn, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     return restore_mode(fn(rgb), data, info)
 
 
+MIN_SIDE = 16   # px (params batch.min_side): below it a photo fails with that reason
+
+
+def check_side(rgb: np.ndarray, min_side: int = MIN_SIDE) -> np.ndarray:
+    """rgb, or a BadImageError for a photo too thin for detection and the network (64x1)."""
+    h, w = rgb.shape[:2]
+    if min(h, w) < min_side:
+        raise BadImageError(f"too small: {w}x{h} px (photos need at least {min_side} px on "
+                            "each side)")
+    return rgb
+
+
 def output_name(src: str) -> str:
     return PurePosixPath(str(src).replace("\\", "/")).stem + ".png"
 
@@ -65,12 +77,16 @@ def deblur_files(inputs: list[str], out_dir: str | Path, deblurrer,
             continue
         try:
             data = read_bytes(src)
-            out = render(data, str(src), lambda rgb: transform(rgb, src) if transform
-                         else deblurrer(rgb), max_pixels)
+            out = render(data, str(src), lambda rgb: transform(check_side(rgb), src)
+                         if transform else deblurrer(check_side(rgb)), max_pixels)
             dest = out_dir / name
             write_png(dest, out)
         except GirError as exc:
             result.failed.append((src, str(exc)))
+            continue
+        except Exception as exc:  # noqa: BLE001 - one photo's crash is that photo's failure
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            result.failed.append((src, f"{type(exc).__name__}: {text}"))
             continue
         taken[name] = src
         result.written.append(dest)
