@@ -333,11 +333,11 @@ class BatchConfig:
 class ServeConfig:
     """`gir serve`: upload limits, admission control and how long results are kept."""
 
-    max_upload_mb: float = 100.0
-    max_concurrent: int = 2     # uploads decoding / detecting / deblurring at once
-    max_waiting: int = 8        # queued beyond max_concurrent; more get 503 + Retry-After
-    wait_seconds: float = 120.0
-    result_ttl_seconds: float = 3600.0
+    max_upload_mb: Annotated[float, POSITIVE] = 100.0
+    max_concurrent: Positive = 2     # uploads decoding / detecting / deblurring at once
+    max_waiting: Annotated[int, Range(ge=0)] = 8   # queued beyond; more get 503 + Retry-After
+    wait_seconds: Annotated[float, Range(ge=0)] = 120.0
+    result_ttl_seconds: Annotated[float, POSITIVE] = 3600.0
 
 
 @dataclass
