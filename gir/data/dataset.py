@@ -70,9 +70,10 @@ class LazyPairs(Sequence):
         """(height, width) of pair i's blurred image, from the file's header alone."""
         from PIL import Image
 
-        path = resolve(self.data_dir, self.rows[i]["blur_path"])
-        if path in self._cache:
-            return self._cache[path].shape[:2]
+        rel = self.rows[i]["blur_path"]
+        if rel in self._cache:
+            return self._cache[rel].shape[:2]
+        path = resolve(self.data_dir, rel)
         if is_remote(path):
             import fsspec
 
@@ -84,15 +85,14 @@ class LazyPairs(Sequence):
         return h, w
 
     def _image(self, rel: str) -> np.ndarray:
-        path = resolve(self.data_dir, rel)
-        img = self._cache.get(path)
+        img = self._cache.get(rel)
         if img is not None:
-            self._cache.move_to_end(path)
+            self._cache.move_to_end(rel)
             return img
-        img = read_rgb(path)
+        img = read_rgb(resolve(self.data_dir, rel))
         img.setflags(write=False)   # shared between pairs: nobody may change it in place
         if img.nbytes <= self.cache_bytes:
-            self._cache[path] = img
+            self._cache[rel] = img
             self._held += img.nbytes
             while self._held > self.cache_bytes:
                 self._held -= self._cache.popitem(last=False)[1].nbytes
