@@ -77,7 +77,6 @@ def test_dvc_source_names_a_missing_revision_in_one_line(tmp_path):
 
 def test_gopro_root_on_s3_gives_the_same_pairs_as_urls(tmp_path, s3):
     from datatrees import make_gopro_tree
-
     from gir.data.dataset import load_split
     from gir.data.sources.listing import source_listing
     from gir.steps.ingest import ingest

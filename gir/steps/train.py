@@ -26,8 +26,13 @@ from gir.config import Params
 from gir.data.dataset import CropDataset, load_split
 from gir.data.manifest import data_version, read_manifest
 from gir.rectifier.inference import save_generator
-from gir.training.checkpoints import (CHECKPOINT, code_version, fingerprint,  # noqa: F401
-                                      load_checkpoint, save_checkpoint)
+from gir.training.checkpoints import (  # noqa: F401
+    CHECKPOINT,
+    code_version,
+    fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from gir.training.distributed import Dist, check_batch_splits, distributed, rank_loader
 from gir.training.loop import Interrupted, Loop, StopRequest, validate_model, write_log  # noqa: F401
 from gir.training.trackers import MlflowTracker, RecordTracker, Tracker  # noqa: F401

@@ -85,7 +85,7 @@ def main() -> None:
 
     sets = a.set + [f"train.batch_size={a.batch}", f"train.num_workers={a.workers}"]
     params = load_params(a.params, sets)
-    from prepare import MARKER   # this folder is on sys.path when run as a script
+    from prepare import MARKER  # this folder is on sys.path when run as a script
 
     if (a.data / MARKER).exists() and params.train.resynth < 1.0:
         sys.exit("train: train.resynth must be 1.0 with prepare.py's data (its train rows "

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 from gir.config import Params
-from gir.errors import GirError
 from gir.data.imageio import IMAGE_SUFFIXES, is_remote
+from gir.errors import GirError
 
 ATTRIBUTION = "Nah, Kim, Lee: Deep Multi-scale CNN for Dynamic Scene Deblurring (CVPR 2017)"
 LICENSE = "CC BY 4.0"
