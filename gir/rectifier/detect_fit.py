@@ -315,7 +315,8 @@ def fit_detector(seed: int = 1234, per_image: int = 12) -> Detector:
     a minute or two at per_image 12; tests use a small per_image to stay fast)."""
     tiles = MLP.fit(*_tile_xy(composites(FIT_IMAGES, per_image, seed)), seed=seed)
     probe = Detector(tiles, kinds=None)
-    whole = composites(FIT_IMAGES, 2 * per_image, seed + 1, partial=False,
+    # Every family on every photo even at a tiny per_image, so every type is fitted.
+    whole = composites(FIT_IMAGES, max(2 * per_image, len(FAMILIES)), seed + 1, partial=False,
                        families=FAMILIES)
     kinds = Linear.fit(*_kind_xy(whole, probe), c=0.3)
     image, sharp_scores = fit_image_model(probe, seed + 2, per_image)
