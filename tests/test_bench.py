@@ -76,8 +76,9 @@ def test_bench_bad_input_is_one_line(tmp_path):
 
 
 def test_heldout_bench_scores_models_and_references_per_kind(tiny_run, tmp_path):
-    """`gir bench --heldout`: photos no pipeline trains on, fresh blurs of every kind (shake
-    included), the model beside the blurred input and Wiener with the true kernel."""
+    """`gir bench --heldout`: photos no pipeline trains on, blurred by the training families and
+    the held-out family (shake included), mild and sharp rows, the model beside the blurred
+    input and Wiener with the true kernel."""
     from tests.helpers import ROOT, run_gir
 
     proc = run_gir("bench", "--heldout", "--params", str(ROOT / "params.yaml"),
@@ -85,10 +86,14 @@ def test_heldout_bench_scores_models_and_references_per_kind(tiny_run, tmp_path)
                    "--references", "blurred", "wiener", "--ensemble", "2", "--out", str(tmp_path),
                    cwd=tmp_path)
     result = json.loads((tmp_path / "heldout.json").read_text())
-    assert set(result["per_kind"]) == {"motion", "defocus", "gaussian", "shake"}
-    assert result["pairs"] == 4 * len(result["photos"])
-    assert "wiener" not in result["per_kind"]["shake"] and "tiny" in result["per_kind"]["shake"]
-    assert result["gain_db"]["wiener"]["kernel_kinds"] > 0  # the true kernel helps
+    kinds = ("motion", "defocus", "gaussian", "shake")
+    assert set(result["per_kind"]) == ({f"{g}/{k}" for g in ("train", "heldout") for k in kinds}
+                                       | {"mild/motion", "mild_heldout/motion"})
+    assert result["pairs"] == (2 * 4 + 2 + 1) * len(result["photos"])  # + one sharp per photo
+    shake = result["per_kind"]["train/shake"]
+    assert "wiener" not in shake and "tiny" in shake
+    assert result["headline"]["wiener"]["train_mdg"]["mean"] > 0  # the true kernel helps
+    assert {"tiny", "tiny x2"} <= set(result["sharp"])
     assert "| tiny |" in (tmp_path / "heldout.md").read_text()
     assert "| tiny x2 |" in (tmp_path / "heldout.md").read_text()   # its self-ensemble
     assert "gir: model: " in proc.stderr and not (tmp_path / "mlflow.db").exists()
