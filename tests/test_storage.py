@@ -142,3 +142,18 @@ def test_every_remote_call_has_timeouts(s3):
     finally:
         set_timeouts(Timeouts())
     assert remote_options("/local/folder") == {}
+
+
+def test_an_object_that_arrives_after_a_listing_can_be_read(s3):
+    """A watcher lists, then reads what arrived since: no stale listing says "not found"."""
+    from gir.data.storage import Location
+
+    url, client = s3
+    client.create_bucket(Bucket="gir-arrivals")
+    client.put_object(Bucket="gir-arrivals", Key="in/sub/first.png", Body=b"1")
+    loc = Location("s3://gir-arrivals/in")
+    assert [s.rel for s in loc.list()] == ["sub/first.png"]
+    client.put_object(Bucket="gir-arrivals", Key="in/sub/second.png", Body=b"22")
+    assert loc.read("sub/second.png") == b"22"
+    assert loc.stat("sub/second.png").size == 2
+    assert [s.rel for s in loc.list()] == ["sub/first.png", "sub/second.png"]

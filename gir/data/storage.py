@@ -49,7 +49,9 @@ def remote_options(url: str, timeouts: Timeouts | None = None) -> dict:
         return {}
     t = timeouts or _timeouts[0]
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    return {**({"endpoint_url": endpoint} if endpoint else {}),
+    # No listings cache: a long-running watcher must see objects that arrived after it
+    # listed a folder (s3fs answers info/cat_file from a stale listing with "not found").
+    return {**({"endpoint_url": endpoint} if endpoint else {}), "use_listings_cache": False,
             "config_kwargs": {"connect_timeout": t.connect_s, "read_timeout": t.read_s,
                               "retries": {"max_attempts": t.attempts, "mode": "standard"}}}
 
