@@ -99,7 +99,7 @@ def test_prefix_of_300_with_5_broken_then_a_second_run_does_nothing(s3, tiny_mod
     assert "0 written, 0 failed, 300 skipped" in second.stderr, second.stderr
     report = json.loads(get(client, DST, "deblurred/_gir/report.json"))
     assert report["counts"] == {"listed": 300, "written": 0, "failed": 0, "skipped": 300,
-                                "pending": 0}
+                                "pending": 0, "not_processed": 0}
     assert report["model"] is None                      # nothing to do: no model was loaded
     versions = client.get_paginator("list_object_versions").paginate(Bucket=DST)
     written = [v["Key"] for page in versions for v in page.get("Versions", [])
