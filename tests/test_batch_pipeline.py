@@ -9,8 +9,7 @@ import json
 import pytest
 import yaml
 
-from batchkit import (FAST, broken, decodes, detector_file, get, keys, photos,  # noqa: F401
-                      s3, tiny_model, upload)
+from batchkit import FAST, broken, decodes, detector_file, get, keys, photos, s3, tiny_model, upload  # noqa: F401
 from conftest import run_gir
 from test_pipeline_kfp import Recorder, kfp_api  # noqa: F401
 
