@@ -47,6 +47,7 @@ RUN pip install --no-deps --no-build-isolation . && rm -rf build *.egg-info \
 
 # The commit the image was built from: every MLflow run records it (the image has no .git).
 ARG GIT_COMMIT=unknown
-ENV GIR_GIT_COMMIT=${GIT_COMMIT}
+# No git in the image: GitPython (via mlflow) stays quiet instead of warning in every step.
+ENV GIR_GIT_COMMIT=${GIT_COMMIT} GIT_PYTHON_REFRESH=quiet
 LABEL org.opencontainers.image.revision=${GIT_COMMIT} org.opencontainers.image.title=gir
 CMD ["gir", "--help"]
