@@ -9,8 +9,9 @@ fail() { echo "container-demo: error: $*" >&2; exit 2; }
 command -v dockerd >/dev/null 2>&1 || fail "no container engine (dockerd): run tools/container/install-tools.sh as root"
 DATA=${GIR_DOCKER_ROOT:-/var/lib/gir-docker}   # kept between runs: the loaded image is reused
 SOCK="$WORK/docker.sock"
-mkdir -p "$DATA" "$WORK/exec"
-dockerd --host "unix://$SOCK" --data-root "$DATA" --exec-root "$WORK/exec" \
+EXEC=/run/gir-docker   # its network namespace mount outlives dockerd: not under $WORK
+mkdir -p "$DATA" "$EXEC"
+dockerd --host "unix://$SOCK" --data-root "$DATA" --exec-root "$EXEC" \
   --pidfile "$WORK/dockerd.pid" --iptables=false --bridge=none >"$WORK/dockerd.log" 2>&1 &
 PID=$!
 export DOCKER_HOST="unix://$SOCK"
