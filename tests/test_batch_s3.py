@@ -103,7 +103,7 @@ def test_prefix_of_300_with_5_broken_then_a_second_run_does_nothing(s3, tiny_mod
     assert report["model"] is None                      # nothing to do: no model was loaded
     versions = client.get_paginator("list_object_versions").paginate(Bucket=DST)
     written = [v["Key"] for page in versions for v in page.get("Versions", [])
-               if not v["Key"].endswith("report.json")]
+               if not v["Key"].endswith("report.json") and "/_gir/leases/" not in v["Key"]]
     assert len(written) == len(set(written)) == 2 * 295 + 300   # nothing written twice
     after = {o["Key"]: o["ETag"] for o in client.list_objects_v2(
         Bucket=SRC, MaxKeys=1000)["Contents"]}
