@@ -16,6 +16,6 @@ echo "image: building the base $TAG from the Debian archive (mmdebstrap)" >&2
 mmdebstrap --quiet --variant=minbase --include="$PKGS" \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*' \
   bookworm "$tmp/rootfs.tar" "$SOURCES" >"$tmp/log" 2>&1 \
-  || { tail -5 "$tmp/log" >&2; echo "image: error: mmdebstrap failed (base image)" >&2; exit 2; }
+  || { cp "$tmp/log" /tmp/gir-base-build.log; echo "image: error: mmdebstrap failed building the base (log: /tmp/gir-base-build.log)" >&2; exit 2; }
 podman import --quiet --change 'CMD ["/bin/bash"]' "$tmp/rootfs.tar" "$TAG" >/dev/null
 echo "$TAG"

@@ -46,7 +46,7 @@ if ! podman build --network=host "${mounts[@]}" --build-arg "BASE_IMAGE=$BASE" \
      --build-arg "GIT_COMMIT=$COMMIT" --label "gir.code=$(python3 "$ROOT_DIR/components/fingerprint.py" "$ROOT_DIR")" \
      -t "$TAG" -t "localhost/gir:$GIR_VERSION" -f "$ROOT_DIR/Dockerfile" "$ROOT_DIR" \
      >"$tmp/build.log" 2>&1; then
-  tail -15 "$tmp/build.log" >&2; cp "$tmp/build.log" /tmp/gir-image-build.log
+  cp "$tmp/build.log" /tmp/gir-image-build.log
   fail "image build failed (log: /tmp/gir-image-build.log)"
 fi
 echo "$TAG"

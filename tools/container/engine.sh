@@ -16,7 +16,7 @@ dockerd --host "unix://$SOCK" --data-root "$DATA" --exec-root "$EXEC" \
 PID=$!
 export DOCKER_HOST="unix://$SOCK"
 for _ in $(seq 60); do docker version >/dev/null 2>&1 && break; sleep 1
-  kill -0 $PID 2>/dev/null || { tail -3 "$WORK/dockerd.log" >&2; fail "no container engine: dockerd exited (log: $WORK/dockerd.log)"; }
+  kill -0 $PID 2>/dev/null || { fail "no container engine: dockerd exited (log: $WORK/dockerd.log)"; }
 done
 docker version >/dev/null 2>&1 || { kill $PID; fail "no container engine: dockerd does not answer"; }
 want=$(podman image inspect --format '{{.Id}}' "$IMAGE")
