@@ -11,8 +11,17 @@ from components.settings import IMAGE
 # decorator: a body that imports components.settings must not define the components again.
 if os.environ.get("_KFP_RUNTIME", "false") != "true":
     from components.rectify import list_shards, rectify_shard, summarize
-    from components.steps import (detector, evaluate, ingest, preprocess, register, split,
-                                  sweep_register, train, validate)
+    from components.steps import (
+        detector,
+        evaluate,
+        ingest,
+        preprocess,
+        register,
+        split,
+        sweep_register,
+        train,
+        validate,
+    )
 
     STEPS = [ingest, validate, preprocess, split, train, evaluate, register, detector]
     RECTIFY = [list_shards, rectify_shard, summarize]

@@ -10,9 +10,9 @@ a component declares exactly the sections it reads, as dvc.yaml's `params:` do, 
 re-runs a step only when its own params change. pipelines/ passes sections by these names.
 """
 
-from kfp import dsl
 from typing import List
 
+from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
 from components.settings import IMAGE

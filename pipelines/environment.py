@@ -53,9 +53,8 @@ def use_secrets(task, task_name: str) -> None:
 
 def task_env(engine: str, image: str, digest: str = "") -> dict[str, str]:
     """The engine and provenance settings every task gets (see the module docstring)."""
-    from components.fingerprint import code_hash
-
     import components
+    from components.fingerprint import code_hash
 
     root = Path(components.__file__).resolve().parents[1]
     if not digest and "@sha256:" in image:
@@ -130,10 +129,9 @@ def check_docker_run(image: str) -> None:
     the image is there, its code is this checkout's, and MLflow is a server that answers."""
     import urllib.request
 
+    import components
     from components.fingerprint import code_hash
     from gir.errors import GirError
-
-    import components
 
     uri = check_submit_tracking({}, "kfp-docker")
     try:

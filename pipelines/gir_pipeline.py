@@ -27,10 +27,14 @@ from typing import Any
 
 from gir.config import load_params, params_from_struct, to_dict
 from gir.errors import GirError
+from pipelines.environment import (  # noqa: F401
+    MLFLOW_SECRET,
+    S3_SECRET,
+    SECRET_KEYS,
+    secrets_for,
+    without_file_tracking,
+)
 from pipelines.environment import configure as configure_env
-from pipelines.environment import without_file_tracking
-from pipelines.environment import (MLFLOW_SECRET, S3_SECRET, SECRET_KEYS,  # noqa: F401
-                                   secrets_for)
 
 PIPELINE_NAME = "gir"
 DATA_STEPS = ("ingest", "validate", "preprocess", "split")

@@ -7,8 +7,9 @@ suite never touches the project's own mlflow.db and never reaches the network.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
+import threading
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,7 @@ os.environ["DO_NOT_TRACK"] = "1"
 os.environ["DVC_NO_ANALYTICS"] = "1"
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-# Shared helpers live in tests/helpers.py; these names stay importable from conftest for the
-# test files that still do so (import them from tests.helpers instead).
-from tests.helpers import ROOT, TINY, run_gir, tiny_params  # noqa: E402,F401
+from tests.helpers import ROOT, KfpRecorder, tiny_params  # noqa: E402
 
 # End-to-end files: whole pipelines, real servers, subprocess training, DVC/KFP runs. They are
 # marked `slow` here (make test-fast leaves them out; make test runs everything).
@@ -66,16 +65,6 @@ def _forget_tracking_uri():
         sys.modules["mlflow"].set_tracking_uri(None)
 
 
-def run_gir(*args: str, cwd: Path | str, env: dict | None = None,
-            check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real `gir` console entry point in a subprocess."""
-    proc = subprocess.run([sys.executable, "-m", "gir", *args], cwd=cwd, capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"gir {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
-    return proc
-
-
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """The whole pipeline once, through the step functions, on the tiny config.
@@ -118,3 +107,21 @@ def tiny_run(tmp_path_factory):
             os.environ["MLFLOW_TRACKING_URI"] = old
     return SimpleNamespace(root=root, uri=uri, params=p, run_id=result.run_id, metrics=metrics,
                            decision=decision)
+
+
+@pytest.fixture
+def kfp_api():
+    """A recording fake of the KFP API on 127.0.0.1; yields (url, server)."""
+    def start(status=200):
+        handler = type("H", (KfpRecorder,), {"status": status})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.seen = []
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}", server
+
+    servers: list = []
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from batchkit import FAST, Invert, get, keys, photos, s3, upload  # noqa: F401
-from conftest import run_gir
+from tests.helpers import run_gir
 
 SRC, DST, TOKEN = "gir-events-in", "gir-events-out", "s3cr3t-token"
 

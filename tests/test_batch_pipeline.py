@@ -10,8 +10,7 @@ import pytest
 import yaml
 
 from batchkit import FAST, broken, decodes, detector_file, get, keys, photos, s3, tiny_model, upload  # noqa: F401
-from conftest import run_gir
-from test_pipeline_kfp import Recorder, kfp_api  # noqa: F401
+from tests.helpers import KfpRecorder, run_gir
 
 IMAGE = "registry.example.com/ml/gir:test"
 
@@ -49,7 +48,7 @@ def test_spec_lists_fans_out_with_parallel_for_and_summarises(tmp_path):
     assert "gir-s3" in json.dumps(platform) or "secret" in json.dumps(platform).lower()
 
 
-class RecurringRecorder(Recorder):
+class RecurringRecorder(KfpRecorder):
     """The KFP API recorder, also answering recurring-run creation."""
 
     def _reply(self):

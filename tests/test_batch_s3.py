@@ -33,8 +33,8 @@ from batchkit import (  # noqa: F401
     tiny_model,
     upload,
 )
-from conftest import run_gir
 from gir.errors import GirError
+from tests.helpers import run_gir
 
 SRC, DST = "gir-incoming", "gir-deblurred"
 

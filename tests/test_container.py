@@ -10,7 +10,7 @@ import re
 import pytest
 import yaml
 
-from conftest import ROOT, run_gir
+from tests.helpers import ROOT, run_gir
 
 PARAMS = str(ROOT / "params.yaml")
 IMAGE = "registry.example.com/ml/gir@sha256:" + "ab" * 32

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gir.data import blur
 from gir.config import SynthConfig
+from gir.data import blur
 from gir.data.dataset import CropDataset, Pair
 
 
@@ -19,9 +19,11 @@ def _pair(kernel_path: str, seed: int = 0, kind: str = "defocus") -> Pair:
 
 def test_crops_are_fixed_by_index_and_resynth_changes_only_synthetic_pairs():
     synthetic, real = _pair("kernels/p-00.npy"), _pair("", kind="real")
+    # Full blur only, no boosted highlights: the fresh pair's target is then the photo's crop.
+    full = SynthConfig(highlight_probability=0, shares={"full": 1.0, "mild": 0.0, "sharp": 0.0})
     stored = CropDataset([synthetic], 32, 10, seed=3)
-    fresh = CropDataset([synthetic], 32, 10, seed=3, resynth=1.0)
-    again = CropDataset([synthetic], 32, 10, seed=3, resynth=1.0)
+    fresh = CropDataset([synthetic], 32, 10, seed=3, resynth=1.0, synth=full)
+    again = CropDataset([synthetic], 32, 10, seed=3, resynth=1.0, synth=full)
     for i in (0, 7):
         assert np.array_equal(fresh[i][0].numpy(), again[i][0].numpy())  # fixed by (seed, i)
         assert np.array_equal(fresh[i][1].numpy(), stored[i][1].numpy())  # same sharp crop
@@ -41,7 +43,8 @@ def test_crops_are_fixed_by_index_and_resynth_changes_only_synthetic_pairs():
 def test_fresh_blur_matches_blurring_the_whole_photo(y, x):
     """The crop's margin makes a re-blurred crop equal to the same crop of the whole photo
     blurred with the same kernel, at the photo's borders too (both reflect there)."""
-    synth = SynthConfig(kinds=["motion"], noise_sigma=[0.0, 0.0])
+    synth = SynthConfig(kinds=["motion"], noise_sigma=[0.0, 0.0], shot_noise=[0.0, 0.0],
+                        read_noise=[0.0, 0.0], jpeg_probability=0, highlight_probability=0)
     pair = _pair("k.npy")
     ds = CropDataset([pair], 32, 1, seed=0, resynth=1.0, synth=synth)
     got, target = ds._fresh_pair(pair.sharp, y, x, np.random.default_rng(11))

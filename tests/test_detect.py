@@ -13,7 +13,7 @@ from gir.data.sources.sample import load_sample_image, skimage_data_dir
 from gir.rectifier.detect import BLURRED, FLAT, overlay
 from gir.rectifier.detect import detect as detect_with
 from gir.tracking.resolve import resolve_detector as get_detector
-from tests.conftest import ROOT, run_gir
+from tests.helpers import ROOT, run_gir
 
 
 def detect(rgb):

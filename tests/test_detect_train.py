@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_gir, tiny_params
 from gir.errors import GirError
 from gir.rectifier.detect import Detector, Linear, save_detector
 from gir.tracking.resolve import LOCAL_DETECTOR
 from gir.tracking.resolve import resolve_detector as get_detector
+from tests.helpers import run_gir, tiny_params
 
 
 def _marked(seed: int) -> Detector:

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from tests.conftest import ROOT, TINY
+from tests.helpers import ROOT, TINY
 
 LEASE = ROOT / "tools" / "gpu_lease"
 

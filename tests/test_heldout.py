@@ -8,7 +8,7 @@ must raise PSNR over the blurred input by at least 1 dB on average.
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, run_gir
+from tests.helpers import ROOT, run_gir
 
 # A short schedule of the same cGAN (generator + PatchGAN, content + adversarial loss).
 # About 2 minutes on 2 CPU cores (the default schedule, 900 steps of 96px crops, takes ~4).
@@ -38,11 +38,11 @@ def quick_model(tmp_path_factory):
 def test_champion_beats_blurred_input_on_an_unseen_photo(quick_model, tmp_path):
     from PIL import Image
 
-    from gir.data import blur
-    from gir.rectifier.scoring import psnr
     from gir.config import load_params
+    from gir.data import blur
     from gir.data.sources.sample import load_sample_image
     from gir.data.sources.synthetic import cap_size
+    from gir.rectifier.scoring import psnr
 
     assert "camera" not in load_params(ROOT / "params.yaml").data.sample.images
     sharp = cap_size(load_sample_image("camera"), 512)

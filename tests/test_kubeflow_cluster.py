@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import yaml
 
-from conftest import ROOT, run_gir
+from tests.helpers import ROOT, run_gir
 
 PARAMS = str(ROOT / "params.yaml")
 IMAGE = "registry.example.com/ml/gir:test"

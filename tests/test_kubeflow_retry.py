@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import tiny_params
+from tests.helpers import tiny_params
 
 STEPS = 40
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
 
-from conftest import ROOT, run_gir
 from gir.config import params_from_struct, to_dict
 from pipelines import param_defaults
+from tests.helpers import ROOT, run_gir
 
 STEPS = ["ingest", "validate", "preprocess", "split", "train", "evaluate", "register"]
 DATA_STEPS = STEPS[:4]
@@ -124,51 +122,6 @@ def test_set_changes_defaults_and_env_sets_image(tmp_path):
 
 # ----------------------------------------------------------------------------- submit
 
-class Recorder(BaseHTTPRequestHandler):
-    """Answers like the KFP v2beta1 API just enough for kfp.Client, recording each request."""
-
-    status = 200
-
-    def _reply(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(n)) if n else None
-        self.server.seen.append((self.command, self.path.split("?")[0], body))
-        path = self.path.split("?")[0]
-        if self.command == "POST" and path.endswith("/experiments"):
-            out = {"experiment_id": "exp-1", "display_name": body["display_name"]}
-        elif self.command == "POST" and path.endswith("/runs"):
-            out = {"run_id": "run-123", "experiment_id": body["experiment_id"]}
-        else:
-            out = {}
-        data = json.dumps(out if self.status == 200 else {"message": "not here"}).encode()
-        self.send_response(self.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_DELETE = _reply
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def kfp_api():
-    """A recording fake of the KFP API on 127.0.0.1; yields (url, server)."""
-    def start(status=200):
-        handler = type("H", (Recorder,), {"status": status})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.seen = []
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}", server
-
-    servers: list = []
-    yield start
-    for s in servers:
-        s.shutdown()
-        s.server_close()
 
 
 def test_submit_posts_the_compiled_pipeline_with_the_parameters(tmp_path, kfp_api):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import ROOT, TINY, run_gir
+from tests.helpers import ROOT, TINY, run_gir
 
 
 @pytest.mark.slow
@@ -17,7 +17,9 @@ def test_local_run_registers_a_model_tagged_kfp_local(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     root = tmp_path / "pipeline_root"
+    # With the shipped model among the references, as in params.yaml: the floor rule applies.
     sets = [a for s in TINY for a in ("--set", s)]
+    sets += ["--set", "evaluate.references=[blurred, unsharp, pretrained]"]
     proc = run_gir("pipeline", "run", "--local", "--params", str(ROOT / "params.yaml"),
                    "--root", str(root), *sets, cwd=tmp_path, env={"MLFLOW_TRACKING_URI": uri})
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_params
+from tests.helpers import tiny_params
 
 PREFIX = "/apis/kubeflow.org/v1/namespaces/"
 

@@ -11,7 +11,7 @@ from gir.data.imageio import read_image, write_png
 from gir.data.sources.sample import load_sample_image
 from gir.rectifier.rectify import rectify_files
 from gir.tracking.resolve import resolve_detector
-from tests.conftest import ROOT, run_gir
+from tests.helpers import ROOT, run_gir
 
 
 class CountingDeblurrer:

@@ -9,11 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -21,12 +17,7 @@ import numpy as np
 
 from gir.data.imageio import decode_image, encode_png
 from gir.data.sources.sample import load_sample_image
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.helpers import free_port, serving
 
 
 def post(url: str, payload: dict) -> dict:
@@ -38,26 +29,14 @@ def post(url: str, payload: dict) -> dict:
 
 def test_mlflow_models_serve_deblurs_any_size(tiny_run, tmp_path, monkeypatch):
     port = free_port()
-    log = tmp_path / "serve.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m",
-             "models:/gir-deblur@champion", "--env-manager", "local", "-h", "127.0.0.1",
-             "-p", str(port)], cwd=tiny_run.root, stdout=fh, stderr=fh, start_new_session=True,
-            # mlflow execs `uvicorn` by name: the venv's bin must be on PATH.
-            env={**os.environ, "MLFLOW_TRACKING_URI": tiny_run.uri,
-                 "PATH": f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}"})
     url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(url + "/ping", timeout=1)
-                break
-            except (OSError, urllib.error.URLError):
-                assert proc.poll() is None, log.read_text()
-                time.sleep(0.5)
-        else:
-            raise AssertionError("server did not come up:\n" + log.read_text())
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/gir-deblur@champion",
+           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    # mlflow execs `uvicorn` by name: the venv's bin must be on PATH.
+    env = {"MLFLOW_TRACKING_URI": tiny_run.uri,
+           "PATH": f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}"}
+    with serving(cmd, url + "/ping", tmp_path / "serve.log", cwd=tiny_run.root, env=env,
+                 timeout=120):
         sizes = [(97, 150), (64, 64)]
         images = [load_sample_image("coffee")[:h, :w] for h, w in sizes]
         b64 = [base64.b64encode(encode_png(img)).decode() for img in images]
@@ -83,10 +62,3 @@ def test_mlflow_models_serve_deblurs_any_size(tiny_run, tmp_path, monkeypatch):
         assert np.abs(served - local).max() <= 1
         plain = decode_image(base64.b64decode(rows[0]["image"]))[0]
         assert np.abs(served - plain).max() > 1   # and not the plain answer
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)

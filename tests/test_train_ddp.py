@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.test_train_resume import LOSSES, read_log, train_cmd, write_params
+from tests.helpers import LOSSES, read_log, train_cmd, write_params
 
 DDP = ["train.steps=6", "train.checkpoint_every=3", "train.adversarial_start=2"]
 
@@ -38,7 +38,7 @@ def test_two_process_ddp_run_matches_one_process(tiny_run, tmp_path, mlflow_uri)
 def test_batch_must_split_over_processes(monkeypatch, tmp_path):
     from gir.errors import GirError
     from gir.steps.train import train
-    from tests.conftest import tiny_params
+    from tests.helpers import tiny_params
 
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(GirError, match="does not split"):

@@ -2,43 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-import yaml
-
-from tests.conftest import tiny_params
-
-# Per-step logging and frequent checkpoints; the GAN switches on early so the discriminator,
-# its optimiser and spectral-norm buffers are part of what must resume exactly.
-RESUME = ["train.steps=40", "train.batch_size=4", "train.log_every=1", "train.checkpoint_every=5",
-          "train.image_every=1000", "train.adversarial_start=3", "train.loss.adversarial=lsgan"]
-LOSSES = ["loss_g", "loss_content", "loss_fft", "loss_adv", "loss_d", "lr"]
-
-
-def write_params(path: Path, *extra: str) -> Path:
-    from gir.config import to_dict
-
-    path.write_text(yaml.safe_dump(to_dict(tiny_params(*RESUME, *extra))))
-    return path
-
-
-def train_cmd(root: Path, params: Path, out: Path, *extra: str) -> list[str]:
-    data = root / "data"
-    return [sys.executable, "-m", "gir", "train", "--params", str(params),
-            "--data", str(data / "processed"), "--split", str(data / "split/manifest.csv"),
-            "--out", str(out / "models"), "--report", str(out / "report"),
-            "--checkpoints", str(out / "ckpt"), *extra]
-
-
-def read_log(path: Path) -> dict[int, dict]:
-    with open(path) as fh:
-        return {int(r["step"]): r for r in csv.DictReader(fh)}
+from tests.helpers import LOSSES, RESUME, read_log, tiny_params, train_cmd, write_params
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tiny_run, tmp_path, mlflow_uri):
@@ -75,10 +44,10 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_run, tmp_path, mlfl
 
 
 def test_resume_refuses_a_checkpoint_of_other_params(tiny_run, tmp_path, mlflow_uri):
+    import pytest
+
     from gir.errors import GirError
     from gir.steps.train import train
-
-    import pytest
 
     data = tiny_run.root / "data"
     args = (data / "processed", data / "split/manifest.csv", tmp_path / "m", tmp_path / "r",

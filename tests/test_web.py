@@ -23,7 +23,7 @@ from PIL import Image
 from gir.data.blur import degrade, random_blur
 from gir.data.imageio import decode_image, encode_png, read_image
 from gir.data.sources.sample import load_sample_image
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from gir.config import Params
-from gir.errors import GirError
 from gir.data.imageio import write_text_atomic
+from gir.errors import GirError
 
 
 def count_gmacs(name: str, args: dict, width: int = 1280, height: int = 720) -> float:
@@ -101,8 +101,8 @@ def generator_rows(params: Params, names: list[str], size: str, device: str,
                    generator_args: dict | None = None) -> list[dict]:
     """One row of cost figures per generator: args from generator_args[name], else params'
     args for params' generator, else the constructor's defaults."""
-    from gir.rectifier.inference import resolve_device
     from gir.nn import build_generator, for_inference
+    from gir.rectifier.inference import resolve_device
 
     w, h = _parse_size(size)
     devices = [torch.device("cpu")]
@@ -212,8 +212,8 @@ def bench(params: Params, generators: list[str] | None = None, models: list[str]
     """Run the benchmark; write bench.md/bench.json to out_dir; log them to MLflow.
 
     ensemble > 1 also scores every --model as its self-ensemble of that many views."""
-    from gir.rectifier.scoring import REFERENCES
     from gir.nn import generator_names
+    from gir.rectifier.scoring import REFERENCES
 
     known = generator_names()
     names = known if generators is None else generators

@@ -19,8 +19,8 @@ def main(argv=None) -> None:
     import numpy as np
     import torch
 
-    from gir.rectifier.inference import Deblurrer
     from gir.data.sources.sample import load_sample_image
+    from gir.rectifier.inference import Deblurrer
 
     p = argparse.ArgumentParser(prog="python -m gir.benchmarks.tiling")
     p.add_argument("--size", type=int, default=4096)

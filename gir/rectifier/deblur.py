@@ -12,8 +12,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from gir.errors import BadImageError, GirError
 from gir.data.imageio import DEFAULT_MAX_PIXELS, ImageInfo, decode_image, read_bytes, write_png
+from gir.errors import BadImageError, GirError
 
 
 @dataclass

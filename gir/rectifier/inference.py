@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gir.errors import GirError
 from gir.data.imageio import atomic_path, write_text_atomic
+from gir.errors import GirError
 from gir.rectifier.ensemble import check_ensemble, self_ensemble
 
 WEIGHTS_FILE = "generator.pt"

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
 from gir.config import EvaluateConfig, MlflowConfig, flatten
 from gir.data.dataset import load_split
-from gir.errors import GirError
 from gir.data.imageio import write_text_atomic
 from gir.data.manifest import data_version, read_manifest
+from gir.errors import GirError
 from gir.nn.shipped import shipped_model_dir
 from gir.rectifier.scoring import PRETRAINED, REFERENCES, model_method, score, summarise
+
 
 def evaluate(
     cfg: EvaluateConfig,

@@ -14,11 +14,17 @@ from pathlib import Path
 import pandas as pd
 
 from gir.config import Params
-from gir.errors import GirError
 from gir.data.facts import file_facts
-from gir.data.manifest import (FACT_KEYS, MANIFEST_NAME, new_manifest, read_manifest, resolve,
-                          write_manifest)
+from gir.data.manifest import (
+    FACT_KEYS,
+    MANIFEST_NAME,
+    new_manifest,
+    read_manifest,
+    resolve,
+    write_manifest,
+)
 from gir.data.sources import get_source
+from gir.errors import GirError
 
 # Folders under out_dir that ingest writes (and so may clean); nothing else is touched.
 GENERATED = ("blur", "sharp", "kernels")

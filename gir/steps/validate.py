@@ -31,11 +31,10 @@ from pathlib import Path
 import pandas as pd
 
 from gir.config import MlflowConfig, ValidateConfig
-from gir.errors import GateFailed, GirError
 from gir.data.imageio import write_text_atomic
 from gir.data.manifest import data_version, read_manifest, write_manifest
 from gir.data.quality import SUPPORTED_MODES, add_checks
-
+from gir.errors import GateFailed, GirError
 
 
 @dataclass
