@@ -66,7 +66,8 @@ def load_generator(model_dir: str | Path, device: str | torch.device = "cpu") ->
 
 
 AUTO_TILE = 512           # tile side used when tile=0 and the image is large
-AUTO_TILE_ABOVE = 1024    # tile=0: whole-image inference up to this many pixels per side
+AUTO_TILE_ABOVE = 1280    # tile=0: whole-image inference up to this many pixels per side
+#                           (a 1280x720 photo in one pass: ~1.7x faster than six tiles, ~1 GB)
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:

@@ -36,6 +36,7 @@ import numpy as np
 from gir.data.imageio import DEFAULT_MAX_PIXELS
 from gir.errors import BusyError, GirError, ProcessingError, TooLargeError, UnsupportedFormatError
 from gir.rectifier.ensemble import check_ensemble, with_ensemble
+from gir.rectifier.inference import AUTO_TILE, AUTO_TILE_ABOVE
 
 STATIC = Path(__file__).with_name("static")
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF", "BMP"}
@@ -47,13 +48,13 @@ log = logging.getLogger("gir")
 # Measured peak memory (docs/serving.md: `gir serve` with the shipped model on 2 CPU cores,
 # psutil on the server): the idle server with model and detector loaded (~300 MB), what an
 # upload at work costs per megapixel (photo, grey copy, result, blur map: ~21 MB), and the
-# model's activations: whole-image inference up to 1024 px a side (~1,000 MB per megapixel),
-# 512-px tiles above that (a tile's worth). Rounded up.
+# model's activations: whole-image inference up to AUTO_TILE_ABOVE px a side (~1,000 MB per
+# megapixel), AUTO_TILE-px tiles above that (a tile's worth). Rounded up.
 IDLE_MB = 400
 PER_MEGAPIXEL_MB = 25
 ACTIVATIONS_MB_PER_MEGAPIXEL = 1000
-WHOLE_IMAGE_MEGAPIXELS = 1024 * 1024 / 1e6     # above: tiled (gir.rectifier.inference)
-TILE_MEGAPIXELS = 512 * 512 / 1e6
+WHOLE_IMAGE_MEGAPIXELS = AUTO_TILE_ABOVE ** 2 / 1e6     # above: tiled (gir.rectifier.inference)
+TILE_MEGAPIXELS = AUTO_TILE ** 2 / 1e6
 
 
 def memory_bound_mb(limits: "Limits", megapixels: float | None = None,
