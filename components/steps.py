@@ -22,8 +22,10 @@ component = dsl.component(base_image=IMAGE, install_kfp_package=False)
 
 
 @component
-def ingest(seed: int, data: dict, raw: Output[Dataset]):
-    """Run the configured data source; `raw` holds manifest.csv and the pairs it names."""
+def ingest(seed: int, data: dict, raw: Output[Dataset], listing: str = ""):
+    """Run the configured data source; `raw` holds manifest.csv and the pairs it names.
+    `listing` (a digest of the source's files, unused here) is part of the cache key, so new
+    photos in a folder or bucket re-run ingest."""
     from components.settings import preflight
 
     preflight()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import logging
 import os
 import re
 import sys
@@ -87,13 +88,14 @@ def build_pipeline(defaults: dict[str, Any], image: str | None = None, engine: s
     if engine == "kfp":  # a file store would be the pod's: the server comes from the secret
         defaults = without_file_tracking(defaults)
     names = [n for n in defaults if n != CLUSTER]
+    listing = source_key(defaults)
 
     def task(op, sections: dict, **inputs):
         return _task(op, sections, engine, image, **inputs)
 
     def gir(*args):
         s = dict(zip(names, args))
-        processed, split = _data_tasks(s, engine, image)
+        processed, split = _data_tasks(s, engine, image, listing)
         model = _train_task(s, engine, image, processed, split, layout).outputs["generator"]
         evaluation = task(c.evaluate, s, processed=processed, split_manifest=split,
                           generator=model).outputs["evaluation"]
@@ -129,11 +131,27 @@ def _task(op, sections: dict, run_engine: str, image: str | None, **inputs):
     return t
 
 
-def _data_tasks(s: dict, engine: str, image: str | None):
+def source_key(defaults: dict) -> str:
+    """A digest of the data source's listing (files with ETags or mtimes), taken when the
+    pipeline is compiled or submitted: ingest's cache key then changes when photos arrive in a
+    folder or bucket, as `dvc repro`'s listing stage does. A source that cannot be listed from
+    here gets a key of its own, so ingest runs rather than reuse stale data."""
+    from gir.data.sources.listing import listing_digest, source_listing
+
+    try:
+        return listing_digest(source_listing(params_from_struct(defaults)))
+    except Exception as exc:  # noqa: BLE001 - any failure to list means "do not cache"
+        logging.getLogger("gir").warning(
+            "the data source could not be listed here (%s): ingest will not be served from "
+            "the cache", type(exc).__name__)
+        return f"unlisted-{time.time_ns()}"
+
+
+def _data_tasks(s: dict, engine: str, image: str | None, listing: str = ""):
     """ingest -> validate -> preprocess -> split; returns (processed, split manifest)."""
     import components as c
 
-    raw = _task(c.ingest, s, engine, image).outputs["raw"]
+    raw = _task(c.ingest, s, engine, image, listing=listing).outputs["raw"]
     validated = _task(c.validate, s, engine, image, raw=raw).outputs["validated"]
     processed = _task(c.preprocess, s, engine, image, raw=raw,
                       validated=validated).outputs["processed"]
@@ -257,10 +275,11 @@ def build_sweep_pipeline(defaults: dict[str, Any], cfgs: list[list[str]], sweep_
     import components as c
 
     names = [n for n in defaults if n != CLUSTER]
+    listing = source_key(defaults)
 
     def gir_sweep(*args):
         s = dict(zip(names, args))
-        processed, split = _data_tasks(s, engine, image)
+        processed, split = _data_tasks(s, engine, image, listing)
         with dsl.ParallelFor(cfgs, parallelism=parallelism) as overrides:
             model = _train_task(s, engine, image, processed, split, defaults,
                                 overrides=overrides,

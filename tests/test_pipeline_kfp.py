@@ -111,7 +111,29 @@ def test_parameters_are_params_yaml(compiled):
     assert train_inputs["engine"]["runtimeValue"]["constant"] == "kfp"
     assert train_inputs["kfp_run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
     # Each step gets only its sections, so KFP's cache keeps data steps when train.* changes.
-    assert set(spec["root"]["dag"]["tasks"]["ingest"]["inputs"]["parameters"]) == {"seed", "data"}
+    assert set(spec["root"]["dag"]["tasks"]["ingest"]["inputs"]["parameters"]) == {
+        "seed", "data", "listing"}
+
+
+def test_ingest_cache_key_follows_the_source_listing(tmp_path):
+    """A photo added to a folder source changes ingest's `listing` input (its KFP cache key);
+    compiling again with nothing changed gives the same key."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (32, 24), "red").save(photos / "a.png")
+
+    def key() -> str:
+        spec, _ = compile_spec(tmp_path, "--set", "data.source=folder",
+                               "--set", f"data.folder.path={photos}")
+        inputs = spec["root"]["dag"]["tasks"]["ingest"]["inputs"]["parameters"]
+        return inputs["listing"]["runtimeValue"]["constant"]
+
+    first = key()
+    assert key() == first
+    Image.new("RGB", (32, 24), "blue").save(photos / "b.png")
+    assert key() != first
 
 
 def test_set_changes_defaults_and_env_sets_image(tmp_path):
