@@ -111,7 +111,7 @@ def make_folder_tree(root: Path) -> Path:
     (root / "bad/empty.jpg").write_bytes(b"")
     (root / "bad/truncated.jpg").write_bytes(coffee[: len(coffee) // 2])
     (root / "bad/text.png").write_text("this is a text file, not a picture\n")
-    save(root / "bad/bomb.png", Image.new("1", (10_000, 5_000)))  # 50 Mpx in a few KB
+    save(root / "bad/bomb.png", Image.new("1", (10_000, 8_000)))  # 80 Mpx in a few KB
     (root / "odd/copy_of_coffee.jpg").write_bytes(coffee)
     (root / ".hidden").mkdir()
     (root / ".hidden/ignored.png").write_bytes(b"")

@@ -21,6 +21,8 @@ QUICK = [
     "data.synth.kinds=[motion, defocus, gaussian]", "data.synth.noise_sigma=[0.0, 0.01]",
     "data.synth.shot_noise=[0.0, 0.0]", "data.synth.read_noise=[0.0, 0.0]",
     "data.synth.jpeg_probability=0", "data.synth.highlight_probability=0",
+    # Full-strength blurs in sRGB, as the test's own blurs below (random_blur + degrade).
+    "data.synth.shares={full: 1.0, mild: 0.0, sharp: 0.0}", "data.synth.linear_light=false",
 ]
 
 

@@ -113,7 +113,7 @@ def summarise_benchmark(rows: list[dict], sharp_rows: list[dict]) -> dict:
                 "psnr_to_input": bootstrap_ci([r["psnr_to_input"] for r in mine]),
                 "psnr_to_input_min": round(min(r["psnr_to_input"] for r in mine), 3),
                 "tone_shift": bootstrap_ci(shifts),
-                "tone_shift_max_abs": round(max(abs(s) for s in shifts), 3), "n": len(mine)}
+                "tone_shift_max_abs": round(max(abs(s) for s in shifts), 4), "n": len(mine)}
     return out
 
 

@@ -70,7 +70,9 @@ def _copy_kernel(raw_dir: Path, rel: str, out_dir: Path, pair_id: str, scale: fl
         kernel = np.clip(ndimage.zoom(kernel, scale, order=1), 0, None)
         if kernel.shape[0] % 2 == 0:
             kernel = np.pad(kernel, ((0, 1), (0, 1)))
-        kernel = kernel / max(kernel.sum(), 1e-12)
+        if kernel.sum() <= 1e-6:   # a mild blur shrunk below a pixel: its samples miss the mass
+            kernel = np.ones((1, 1))
+        kernel = kernel / kernel.sum()
     dest = f"kernels/{pair_id}.npy"
     with atomic_path(out_dir / dest) as tmp:
         with open(tmp, "wb") as fh:
