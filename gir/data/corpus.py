@@ -10,7 +10,6 @@ shipped inside a Python package are never part of it: they stay free for evaluat
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
 import posixpath
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from gir.data.manifest import sha256_bytes, sha256_file
 from gir.errors import GirError
 
 COLUMNS = ("package", "version", "path_in_package", "sha256", "licence", "width", "height", "name")
@@ -33,20 +33,6 @@ _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 _VERSION = re.compile(r"^[A-Za-z0-9.+~:-]+$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
-
-
-def sha256_bytes(data: bytes) -> str:
-    """Content address of a photo: the only proof that it is the one the manifest means."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_path(path: Path) -> str:
-    """Checksum of a file already on disk, so an up-to-date corpus is not rewritten."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_corpus_manifest(path: str | os.PathLike) -> list[dict]:
@@ -140,7 +126,7 @@ def _by_package(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
 def _up_to_date(out: Path, row: dict, report: dict) -> bool:
     """A file already there with the right checksum is kept (the build is idempotent)."""
     target = out / local_name(row)
-    if target.is_file() and sha256_path(target) == row["sha256"]:
+    if target.is_file() and sha256_file(target) == row["sha256"]:
         report["skipped"].append(row["name"])
         return True
     return False
