@@ -70,6 +70,7 @@ def check_leases(loc) -> None:
     dead = leases_on(loc, seconds=1.5)
     assert dead.claim("p/2.png")[0] is not None
     assert a.claim("p/2.png")[0] is None
+    dead.held.clear()                     # it dies: its heartbeat renews nothing any more
     time.sleep(1.6)
     got = []
     threads = [threading.Thread(target=lambda r: got.append(r.claim("p/2.png")[0]),
@@ -119,3 +120,77 @@ def test_a_claim_that_cannot_be_written_is_an_error_not_a_claim(tmp_path):
     (tmp_path / "_gir").write_text("a file where the folder should be")
     with pytest.raises(OSError):
         leases_on(Location(tmp_path)).claim("x.png")
+
+
+def check_renewal(loc) -> None:
+    """A claim held past its lease_s is renewed by the heartbeat: nobody takes it over while
+    it is held, and after its release another worker gets it."""
+    from gir.rectifier.ledger import lease_name
+
+    a, b = leases_on(loc, seconds=0.4), leases_on(loc, seconds=0.4)
+    lease, _ = a.claim("p/slow.png")
+    first = lease.expires
+    t_end = time.monotonic() + 1.5                  # almost four lease lengths
+    while time.monotonic() < t_end:
+        assert b.claim("p/slow.png")[0] is None     # never taken over mid-work
+        time.sleep(0.05)
+    assert lease.expires > first + 0.5 and not lease.lost
+    assert json.loads(loc.read_stamped(lease_name("p/slow.png"))[0])["expires"] > time.time()
+    a.release(lease)
+    assert b.claim("p/slow.png")[0] is not None
+    time.sleep(0.3)
+    assert a._beat is None                          # the heartbeat ends with the last claim
+
+
+def test_a_claim_held_past_its_lease_is_renewed_on_a_folder(tmp_path):
+    from gir.data.storage import Location
+
+    check_renewal(Location(tmp_path))
+
+
+def test_a_claim_held_past_its_lease_is_renewed_on_s3(s3):
+    from gir.data.storage import Location
+
+    url, client = s3
+    client.create_bucket(Bucket="gir-renew")
+    check_renewal(Location("s3://gir-renew/dst"))
+
+
+def test_a_renewal_after_a_takeover_loses_the_claim(tmp_path):
+    """A stalled holder whose claim expired and was taken over must not renew it back."""
+    from gir.data.storage import Location
+
+    loc = Location(tmp_path)
+    a, b = leases_on(loc, seconds=30), leases_on(loc, seconds=30)
+    lease, _ = a.claim("p/x.png")
+    lease_b = b.claim("p/x.png")[0]
+    assert lease_b is None
+    a.release(lease)
+    lease_b, _ = b.claim("p/x.png")
+    assert not a.renew(lease) and lease.lost
+    assert b.claim("p/x.png")[0] is not None     # b's claim untouched (b may re-claim its own)
+
+
+def test_two_replicas_with_a_short_lease_and_slow_photos_do_each_photo_once(tmp_path):
+    """Each photo takes longer than lease_s: without renewal the other replica would take
+    it over mid-work and do it again."""
+    from batchkit import Invert, loader, photos
+    from gir.rectifier.batch import run_batch
+
+    src, dst = tmp_path / "in", tmp_path / "out"
+    for rel, data in photos(4).items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(data)
+    models, reports = [Invert(delay=0.5), Invert(delay=0.5)], []
+
+    def replica(m):
+        reports.append(run_batch([str(src)], str(dst), "deblur", loader(m, "v1"),
+                                 lease_s=0.2, workers=1, report_name=None))
+    threads = [threading.Thread(target=replica, args=(m,)) for m in models]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sum(m.calls for m in models) == 4, [m.calls for m in models]
+    assert sum(r["counts"]["written"] for r in reports) == 4
+    assert not any("lost" in s["reason"] for r in reports for s in r["skipped"])

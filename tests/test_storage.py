@@ -69,6 +69,13 @@ def test_local_create_is_exclusive_and_replace_needs_the_same_version(tmp_path):
     assert loc.read("l/x.json") == b"third"
     assert loc.replace_if("l/x.json", b"fourth", stamp) is False       # stale version
     assert loc.read("l/x.json") == b"third"
+    stamp = loc.read_stamped("l/x.json")[1]                             # gapless (a renewal)
+    time.sleep(0.01)
+    assert loc.replace_if("l/x.json", b"fifth", stamp, gapless=True) is True
+    assert loc.replace_if("l/x.json", b"sixth", stamp, gapless=True) is False
+    assert loc.read("l/x.json") == b"fifth"
+    assert loc.replace_if("l/gone.json", b"x", stamp, gapless=True) is False
+    assert loc.replace_if("nofolder/x.json", b"x", stamp, gapless=True) is False
     loc.delete("l/x.json")
     loc.delete("l/x.json")                                              # gone: no error
     assert loc.read_stamped("l/x.json") is None

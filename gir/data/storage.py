@@ -226,9 +226,14 @@ class Location:
             return _create_local(Path(self.root) / rel, data)
         return self._put_if(rel, data, IfNoneMatch="*")
 
-    def replace_if(self, rel: str, data: bytes, stamp: str) -> bool:
+    def replace_if(self, rel: str, data: bytes, stamp: str, *, gapless: bool = False) -> bool:
         """Overwrite rel only if it is still the version `stamp` (S3 If-Match on the ETag; on a
-        folder, an atomic rename of that very file aside, then an exclusive create)."""
+        folder, an atomic rename of that very file aside, then an exclusive create). gapless
+        (a lease renewal): rel is never absent, even for a moment; on a folder the new bytes
+        are renamed over it after the stamp check, which is exact while only the holder
+        writes it (a renewal comes well before its claim could be taken over)."""
+        if not self.remote and gapless:
+            return _replace_local_if(Path(self.root) / rel, data, stamp)
         if not self.remote:
             path = Path(self.root) / rel
             aside = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.stale")
@@ -389,6 +394,28 @@ def _create_local(path: Path, data: bytes) -> bool:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return True
+
+
+def _replace_local_if(path: Path, data: bytes, stamp: str) -> bool:
+    """Write path (a temp file, then renamed over it) if it is still the version `stamp`."""
+    import tempfile
+
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except FileNotFoundError:   # its folder is gone, and so is the version `stamp`
+        return False
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        if _local_stamp(path.stat()) != stamp:
+            return False
+        os.replace(tmp, path)
+        return True
+    except FileNotFoundError:
+        return False
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def read_regular(path: Path) -> bytes:

@@ -538,6 +538,9 @@ class OrderedWriter:
 
         def job():
             try:
+                if lease is not None and lease.lost:   # another worker has it now
+                    return Skipped(outcome.input, "claim lost to another worker mid-work "
+                                   "(its renewal came too late; see batch.lease_s)")
                 for rel, data in files.items():
                     dest.write(rel, data)
                 if entry is not None:
@@ -553,7 +556,7 @@ class OrderedWriter:
         """File the oldest outcome once written; False when the deadline passed first."""
         fut, outcome = self.inflight[0]
         try:
-            fut.result(timeout=self.run.left())
+            outcome = fut.result(timeout=self.run.left()) or outcome
         except FutureTimeout:
             self.run.should_stop()
             return False
@@ -603,7 +606,12 @@ def process(todo: list[Item], run: Run) -> int:
             reads.popleft()
             taken += 1
             bar.update()
-            writer.submit(got if not isinstance(got, bytes) else handle(item, got, run), lease)
+            try:
+                outcome = got if not isinstance(got, bytes) else handle(item, got, run)
+            except BaseException:
+                run.leases.release(lease)   # no model at all: give the claim back
+                raise
+            writer.submit(outcome, lease)
         lost = writer.drain()
         taken -= len(lost)
     finally:

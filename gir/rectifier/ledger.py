@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -27,6 +29,7 @@ META_DIR = "_gir"
 LEDGER_DIR = f"{META_DIR}/ledger"
 REPORT = f"{META_DIR}/report.json"
 DONE, FAILED = "done", "failed"
+log = logging.getLogger("gir")
 
 
 def entry_name(rel: str) -> str:
@@ -123,11 +126,13 @@ def new_owner() -> str:
 
 @dataclass
 class Lease:
-    """This worker's claim on one input until `expires` (epoch seconds)."""
+    """This worker's claim on one input until `expires` (epoch seconds); lost: another worker
+    holds it now (it expired before a renewal reached it)."""
 
     rel: str
     owner: str
     expires: float
+    lost: bool = False
 
 
 class Leases:
@@ -136,18 +141,30 @@ class Leases:
     released or expires (a dead replica's claims expire after `seconds`). A claim is an
     exclusive create (S3 If-None-Match: *, O_EXCL on a folder), taking over an expired one is
     a conditional replace of that very version, and every claim is read back before work
-    starts, which also covers an endpoint that ignores the conditions."""
+    starts, which also covers an endpoint that ignores the conditions.
+
+    While a claim is held, a heartbeat thread renews it every seconds/3 (a conditional
+    replace of our own version with a later expiry), so a photo that takes longer than
+    `seconds` is not taken over mid-work; the heartbeat ends with the last claim released,
+    and only a dead (or stalled) replica's claims expire."""
 
     def __init__(self, dest: Location, seconds: float, owner: str | None = None):
         self.dest, self.seconds = dest, float(seconds)
         self.owner = owner or new_owner()
+        self.held: dict[str, Lease] = {}
+        self._cond = threading.Condition()
+        self._renewing = threading.Lock()   # a release waits for a renewal in flight
+        self._beat: threading.Thread | None = None
+
+    def _body(self, rel: str, expires: float) -> bytes:
+        return json.dumps({"input": rel, "owner": self.owner, "expires": expires,
+                           "expires_utc": _utc(expires)}).encode()
 
     def claim(self, rel: str) -> tuple[Lease | None, str]:
         """(the lease, "") when this worker now holds rel, else (None, who holds it)."""
         name = lease_name(rel)
         lease = Lease(rel, self.owner, time.time() + self.seconds)
-        body = json.dumps({"input": rel, "owner": lease.owner, "expires": lease.expires,
-                           "expires_utc": _utc(lease.expires)}).encode()
+        body = self._body(rel, lease.expires)
         if not self.dest.create(name, body):
             got = self.dest.read_stamped(name)
             if got is not None:
@@ -161,13 +178,60 @@ class Leases:
         got = self.dest.read_stamped(name)     # the read-back check
         if got is None or _holder(got[0])[0] != self.owner:
             return None, (_holder(got[0])[0] if got else "another worker (claim vanished)")
+        self._hold(lease)
         return lease, ""
+
+    def renew(self, lease: Lease) -> bool:
+        """Push the expiry of our claim `seconds` ahead, only if the claim is still ours (a
+        conditional replace of the version we read). False, and lease.lost, when another
+        worker holds it now; a storage error is raised (the next beat tries again)."""
+        name = lease_name(lease.rel)
+        got = self.dest.read_stamped(name)
+        expires = time.time() + self.seconds
+        if (got is None or _holder(got[0])[0] != self.owner
+                or not self.dest.replace_if(name, self._body(lease.rel, expires), got[1],
+                                            gapless=True)):
+            lease.lost = True
+            log.warning("gir: lost the claim on %s to another worker", lease.rel)
+            return False
+        lease.expires = expires
+        return True
+
+    def _hold(self, lease: Lease) -> None:
+        with self._cond:
+            self.held[lease.rel] = lease
+            if self._beat is None:
+                self._beat = threading.Thread(target=self._heartbeat, daemon=True,
+                                              name="gir-lease-heartbeat")
+                self._beat.start()
+
+    def _heartbeat(self) -> None:
+        """Renew the held claims every seconds/3, until none is held."""
+        period = max(0.02, self.seconds / 3)
+        while True:
+            with self._cond:
+                self._cond.wait(period)
+                due = [lease for lease in self.held.values() if not lease.lost]
+                if not self.held:
+                    self._beat = None
+                    return
+            for lease in due:
+                with self._renewing:
+                    if self.held.get(lease.rel) is not lease:   # released meanwhile
+                        continue
+                    try:
+                        self.renew(lease)
+                    except Exception as exc:  # noqa: BLE001 - the endpoint: next beat again
+                        log.warning("gir: cannot renew the claim on %s: %s", lease.rel, exc)
 
     def release(self, lease: Lease | None) -> None:
         """Give rel back (after its ledger entry, or when it was not processed); only our own
         claim is removed, never a claim another worker took over after ours expired."""
         if lease is None:
             return
+        with self._renewing, self._cond:
+            if self.held.get(lease.rel) is lease:
+                del self.held[lease.rel]
         name = lease_name(lease.rel)
         try:
             got = self.dest.read_stamped(name)
