@@ -160,9 +160,62 @@ def test_results_live_for_their_configured_age():
     now[0] += 2
     r = client.get(urls[0]["map"])
     assert r.status_code == 404 and "kept for 60 s" in r.json()["detail"]
-    assert not any(app.state.store.root.iterdir())          # the files went with them
+    assert [p.name for p in app.state.store.root.iterdir()] == [".alive"]   # files went too
     app.state.store.close()
     assert not app.state.store.root.exists()
+
+
+def test_a_killed_servers_results_are_swept_by_the_next_one(tmp_path):
+    """A killed server leaves its results folder behind: the next server (at start, then on
+    its heartbeat) removes the folders whose heartbeat is older than the ttl, never a live
+    server's."""
+    import os
+
+    from gir.serving.webapp import HEARTBEAT, STALE_AFTER_S, ResultStore
+
+    def old_server(name, age, heartbeat=True):
+        root = tmp_path / name
+        (root / "key1").mkdir(parents=True)
+        (root / "key1" / "result.png").write_bytes(b"png")
+        marker = root / HEARTBEAT if heartbeat else root
+        if heartbeat:
+            marker.touch()
+        t = time.time() - age
+        os.utime(marker, (t, t))
+        return root
+
+    ttl = 300.0
+    dead = old_server("gir-serve-dead", ttl + STALE_AFTER_S + 10)
+    dead_old_style = old_server("gir-serve-nobeat", ttl + STALE_AFTER_S + 10, heartbeat=False)
+    alive = old_server("gir-serve-alive", 5)              # beat 5 s ago: a live server
+    recent = old_server("gir-serve-young", ttl - 10)       # died, results not yet that old
+    other = old_server("not-ours", 10 * ttl)
+    store = ResultStore(ttl, parent=str(tmp_path))
+    assert sorted(Path(p).name for p in store.swept) == ["gir-serve-dead", "gir-serve-nobeat"]
+    assert not dead.exists() and not dead_old_style.exists()
+    assert alive.exists() and recent.exists() and other.exists() and store.root.exists()
+    t = time.time() - ttl - STALE_AFTER_S - 1               # later: `recent` is past it too
+    os.utime(recent / HEARTBEAT, (t, t))
+    os.utime(store.root / HEARTBEAT, (t, t))               # our own beat renews ours
+    store.beat()
+    assert not recent.exists() and store.root.exists() and alive.exists()
+    assert time.time() - (store.root / HEARTBEAT).stat().st_mtime < 60
+    store.close()
+    assert not store.root.exists()
+
+
+def test_an_idle_server_drops_expired_results_on_its_heartbeat(tmp_path):
+    from gir.serving.webapp import ResultStore
+
+    store = ResultStore(1.5, parent=str(tmp_path))          # beats every 0.5 s
+    key, folder = store.new()
+    (folder / "result.png").write_bytes(b"png")
+    store.publish(key, "x.png")
+    deadline = time.monotonic() + 10
+    while folder.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)                                      # no request comes
+    assert not folder.exists() and store.get(key, "result") is None
+    store.close()
 
 
 def test_one_pixel_limit_from_params_admits_camera_photos():

@@ -20,6 +20,7 @@ Errors carry their HTTP status (gir.errors): 400 bad input, 413 too large, 415 f
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at route
 # creation, and they must be real classes, not strings naming local imports.
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -155,22 +156,54 @@ class Admission:
             return self.workers.submit(job).result()
 
 
-class ResultStore:
-    """Result PNGs in a private temporary folder, each kept `ttl` seconds after it was made."""
+ROOT_PREFIX = "gir-serve-"
+HEARTBEAT = ".alive"            # touched by a live server; a stale one marks a dead server's
+HEARTBEAT_EVERY_S = 30.0        # at most; ttl / 3 when that is shorter
+STALE_AFTER_S = 120.0           # a heartbeat older than this (and the ttl): the server is dead
 
-    def __init__(self, ttl: float, clock=time.monotonic):
+
+class ResultStore:
+    """Result PNGs in a private temporary folder, each kept `ttl` seconds after it was made.
+
+    A killed server cannot delete its folder, so each live server touches a heartbeat file in
+    its own, and sweeps (at start, then every few seconds) the folders of servers whose
+    heartbeat is older than both the ttl and STALE_AFTER_S: their results are past their age
+    and no server answers for them. The same beat sweeps its own expired results, so an idle
+    server does not keep them either."""
+
+    def __init__(self, ttl: float, clock=time.monotonic, parent: str | None = None):
         self.ttl, self.clock = ttl, clock
-        self.root = Path(tempfile.mkdtemp(prefix="gir-serve-"))     # mode 0700
+        self.parent = Path(parent or tempfile.gettempdir())
+        self.swept = sweep_dead_servers(self.parent, ttl)
+        self.root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX, dir=self.parent))   # mode 0700
+        (self.root / HEARTBEAT).touch()
         self.items: dict[str, tuple[float, str]] = {}               # key -> (made, name)
         self.lock = threading.Lock()
-        self._cleanup = weakref.finalize(self, shutil.rmtree, self.root, True)
+        self._stop = threading.Event()
+        self._cleanup = weakref.finalize(self, _close_store, self._stop, self.root)
+        threading.Thread(target=_beat, args=(weakref.ref(self), self._stop, self.beat_every),
+                         daemon=True, name="gir-results-sweep").start()
+
+    @property
+    def beat_every(self) -> float:
+        return max(0.5, min(HEARTBEAT_EVERY_S, self.ttl / 3))
+
+    def beat(self) -> None:
+        """Say this server is alive, drop expired results, and sweep dead servers' folders."""
+        try:
+            os.utime(self.root / HEARTBEAT)
+        except FileNotFoundError:   # someone removed it: this server is alive, say so again
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            (self.root / HEARTBEAT).touch()
+        self.sweep()
+        self.swept += sweep_dead_servers(self.parent, self.ttl, keep=self.root)
 
     def new(self) -> tuple[str, Path]:
         """A fresh key and its (empty) folder; visible to get() only once published."""
         self.sweep()
         key = secrets.token_urlsafe(12)
         folder = self.root / key
-        folder.mkdir()
+        folder.mkdir(parents=True)
         return key, folder
 
     def publish(self, key: str, download_name: str) -> None:
@@ -198,6 +231,50 @@ class ResultStore:
 
     def close(self) -> None:
         self._cleanup()
+
+
+def _close_store(stop: threading.Event, root: Path) -> None:
+    stop.set()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _beat(store_ref, stop: threading.Event, every: float) -> None:
+    """The store's heartbeat thread; ends when the store is closed or collected."""
+    while not stop.wait(every):
+        store = store_ref()
+        if store is None:
+            return
+        try:
+            store.beat()
+        except OSError as exc:   # a full or read-only temp folder: say so, keep serving
+            log.warning("gir serve: results folder: %s", exc)
+        del store
+
+
+def sweep_dead_servers(parent: Path, ttl: float, keep: Path | None = None) -> list[str]:
+    """Remove the result folders (ROOT_PREFIX*, ours by uid) of servers that died: their
+    heartbeat (or, from a server without one, the folder itself) is older than both the ttl
+    and STALE_AFTER_S. Returns the folders removed."""
+    cutoff = time.time() - max(ttl, STALE_AFTER_S)
+    removed = []
+    try:
+        roots = [p for p in parent.iterdir() if p.name.startswith(ROOT_PREFIX) and p != keep]
+    except OSError:
+        return removed
+    for root in roots:
+        try:
+            st = root.lstat()
+            if not root.is_dir() or root.is_symlink() or st.st_uid != os.getuid():
+                continue
+            beat = root / HEARTBEAT
+            last = beat.stat().st_mtime if beat.exists() else st.st_mtime
+        except OSError:
+            continue
+        if last < cutoff:
+            shutil.rmtree(root, ignore_errors=True)
+            removed.append(str(root))
+            log.info("gir serve: removed %s, the results of a server that died", root)
+    return removed
 
 
 def safe_stem(filename: str | None) -> str:
