@@ -95,17 +95,22 @@ def run_load(url: str, uploads: list[bytes], pid: int) -> dict:
     """POST all uploads at once; returns statuses, the 200 bodies and the server's peak RSS."""
     import httpx
 
-    def one(data: bytes):
+    answered: dict[int, float] = {}        # upload index -> time.monotonic() of its answer
+
+    def one(i: int):
         with httpx.Client(timeout=1800) as client:
-            r = client.post(url + "/api/rectify", files={"file": ("p.png", data, "image/png")})
+            r = client.post(url + "/api/rectify",
+                            files={"file": ("p.png", uploads[i], "image/png")})
+            answered[i] = time.monotonic()
             return r.status_code, r.json(), r.headers.get("retry-after")
 
     rss = PeakRss(pid)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(len(uploads)) as pool:
-        answers = list(pool.map(one, uploads))
+        answers = list(pool.map(one, range(len(uploads))))
     seconds = time.perf_counter() - t0
-    return {"answers": answers, "peak": rss.close(), "seconds": seconds}
+    return {"answers": answers, "peak": rss.close(), "seconds": seconds,
+            "answered": [answered[i] for i in range(len(uploads))]}
 
 
 @pytest.fixture(scope="module")
@@ -186,38 +191,86 @@ def test_a_chunked_upload_over_the_limit_is_refused_while_it_streams(server):
     assert sent < 150, sent                 # refused at ~100 MB, not after taking in 400
 
 
+def check_kept(url: str, result: dict, ttl: float, margin: float = 20.0) -> dict:
+    """Each 200's three PNGs: fetchable right away, again `margin` s before its ttl runs out
+    (counted from its answer, which comes after the server made it), and gone (404) `margin`
+    / 4 s after. Waits for the last one; returns the counts."""
+    import httpx
+
+    def fetch(body) -> list[int]:
+        with httpx.Client(timeout=120) as client:
+            return [client.get(url + path).status_code for path in body["urls"].values()]
+    ok = [(t, b) for (s, b, _), t in zip(result["answers"], result["answered"]) if s == 200]
+    checks = sorted([(t + ttl - margin, "late", b) for t, b in ok]
+                    + [(t + ttl + margin / 4, "gone", b) for t, b in ok], key=lambda c: c[0])
+    out = {"at_once_200": sum(fetch(b) == [200] * 3 for _, b in ok), "late_200": 0,
+           "gone_404": 0}
+    for when, kind, body in checks:
+        time.sleep(max(0.0, when - time.monotonic()))
+        codes = fetch(body)
+        out["late_200" if kind == "late" else "gone_404"] += codes == (
+            [200] * 3 if kind == "late" else [404] * 3)
+    return out
+
+
 def main(argv: list[str]) -> None:
-    """By hand: `python -m tests.test_web_load H W N CONCURRENT` (the docs/serving.md table)."""
+    """By hand (docs/serving.md's table): `python -m tests.test_web_load H W N CONCURRENT
+    [--detect-only K] [--ttl SECONDS] [--waiting W]`: N uploads at once of an H x W PNG, K of
+    them sharp (detect only, not deblurred; default: one in three); with --ttl, every 200's
+    result is fetched again near the end of its ttl and checked gone after it."""
+    import argparse
     import json
+    import subprocess as sp
 
     import httpx
     import psutil
 
-    h, w, n, concurrent = map(int, argv)
+    from gir.config import load_params
+    from gir.serving.webapp import Limits, memory_bound_mb
+
+    ap = argparse.ArgumentParser(prog="python -m tests.test_web_load")
+    for name in ("h", "w", "n", "concurrent"):
+        ap.add_argument(name, type=int)
+    ap.add_argument("--detect-only", type=int, default=None)
+    ap.add_argument("--ttl", type=float, default=None)
+    ap.add_argument("--waiting", type=int, default=None)
+    a = ap.parse_args(argv)
+    sets = [f"serve.max_concurrent={a.concurrent}"]
+    sets += [f"serve.max_waiting={a.waiting}"] if a.waiting is not None else []
+    sets += [f"serve.result_ttl_seconds={a.ttl:g}"] if a.ttl else []
+    sharp = set(range(a.detect_only)) if a.detect_only is not None else set(range(0, a.n, 3))
+    uploads = [photo(a.h, a.w, blurred=i not in sharp, seed=i) for i in range(a.n)]
     port = free_port()
-    sets = [f"serve.max_concurrent={concurrent}", "serve.max_waiting=6"]
-    proc = start_server(port, sets, Path(f"/tmp/gir-serve-{h}x{w}.log"))
+    proc = start_server(port, sets, Path(f"/tmp/gir-serve-{a.h}x{a.w}.log"))
     url = f"http://127.0.0.1:{port}"
     try:   # one small blurred photo first: the model is loaded, the idle size measured
         httpx.post(url + "/api/rectify", files={"file": ("w.png", photo(256, 256, True, 1))},
                    timeout=600)
         time.sleep(1)
         idle = psutil.Process(proc.pid).memory_info().rss / 2**20
-        uploads = [photo(h, w, blurred=i % 3 != 0, seed=i) for i in range(n)]
         result = run_load(url, uploads, proc.pid)
+        kept = check_kept(url, result, a.ttl) if a.ttl else None
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     statuses = [s for s, _, _ in result["answers"]]
     actions = [b["action"].split()[0] for s, b, _ in result["answers"] if s == 200]
+    limits = Limits.from_params(load_params(None, sets))
     print(json.dumps({
-        "size": f"{w}x{h}", "megapixels": round(h * w / 1e6, 2), "uploads": n,
-        "max_concurrent": concurrent, "idle_mb": round(idle),
-        "peak_mb": round(result["peak"] / 2**20), "ok": statuses.count(200),
-        "busy": statuses.count(503), "other": [s for s in statuses if s not in (200, 503)],
+        "size": f"{a.w}x{a.h}", "megapixels": round(a.h * a.w / 1e6, 2), "uploads": a.n,
+        "detect_only_uploads": len(sharp), "server": sets, "idle_mb": round(idle),
+        "peak_mb": round(result["peak"] / 2**20),
+        "bound_mb": round(memory_bound_mb(limits, a.h * a.w / 1e6,
+                                          max(map(len, uploads)) / 1e6)),
+        "ok": statuses.count(200), "busy": statuses.count(503),
+        "busy_with_retry_after": sum(1 for s, _, ra in result["answers"]
+                                     if s == 503 and ra and int(ra) > 0),
+        "other": [s for s in statuses if s not in (200, 503)],
         "seconds": round(result["seconds"], 1),
-        "actions": {a: actions.count(a) for a in set(actions)},
-        "largest_upload_mb": round(max(map(len, uploads)) / 1e6, 1)}))
+        "actions": {x: actions.count(x) for x in set(actions)}, "kept": kept,
+        "largest_upload_mb": round(max(map(len, uploads)) / 1e6, 1),
+        "commit": sp.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                         capture_output=True, text=True).stdout.strip()}))
 
 
 if __name__ == "__main__":
