@@ -50,6 +50,13 @@ def test_second_resolution_loads_the_cached_weights(store, monkeypatch):
     deblurrer, where, _ = resolve._resolve(None, "cpu", "torch", True, 1)
     assert where == f"models:/gir-deblur@champion (version {version})"
     assert np.array_equal(deblurrer(rgb), first(rgb))
+    # On a CPU the default runtime runs the ONNX graph cached beside the weights: same pixels
+    # within one grey level, no torch in the loop.
+    from gir.rectifier.onnx_runtime import OnnxDeblurrer
+
+    fast, where, _ = resolve._resolve(None, "cpu", "auto", True, 1)
+    assert isinstance(fast, OnnxDeblurrer) and where.endswith(f"(version {version})")
+    assert np.abs(fast(rgb).astype(int) - first(rgb).astype(int)).max() <= 1
 
 
 def test_a_version_made_again_gets_another_digest(store):

@@ -29,9 +29,12 @@ def fake_shipped(tmp_path, monkeypatch):
 
 def test_ship_writes_weights_sums_and_card(fake_shipped):
     names = sorted(p.name for p in fake_shipped.iterdir())
-    assert names == ["MODEL_CARD.md", "SHA256SUMS", "generator.json", "generator.pt"]
+    assert names == ["MODEL_CARD.md", "SHA256SUMS", "generator.json", "generator.onnx",
+                     "generator.pt"]
     sha = shipped.file_sha256(fake_shipped / "generator.pt")
-    assert f"{sha}  generator.pt" in (fake_shipped / "SHA256SUMS").read_text()
+    sums = (fake_shipped / "SHA256SUMS").read_text()
+    assert f"{sha}  generator.pt" in sums
+    assert f"{shipped.file_sha256(fake_shipped / 'generator.onnx')}  generator.onnx" in sums
     assert sha in (fake_shipped / "MODEL_CARD.md").read_text()
     assert shipped.shipped_model_dir() == fake_shipped
 
@@ -42,6 +45,21 @@ def test_card_names_the_last_phase_loss():
     card = model_card(facts, "abc", {"generator": "nafnet"}, 1000, "", "", "")
     assert '"loss.content": "psnr", "loss.content_weight": "0.0025", "steps": "10"' in card
     assert "fft_weight" not in card
+
+
+def test_the_shipped_onnx_graph_runs_on_cpu_and_matches_the_weights(fake_shipped):
+    """runtime auto on a CPU runs the shipped ONNX graph (what `gir deblur` uses); it gives
+    PyTorch's pixels within one grey level, and an altered graph is refused like the weights."""
+    from gir.rectifier.onnx_runtime import OnnxDeblurrer
+
+    rgb = (np.random.default_rng(0).random((37, 61, 3)) * 255).astype(np.uint8)
+    fast = resolve.resolve_deblurrer("pretrained", "cpu", quiet=True)
+    exact = resolve.resolve_deblurrer("pretrained", "cpu", runtime="torch", quiet=True)
+    assert isinstance(fast, OnnxDeblurrer) and not isinstance(exact, OnnxDeblurrer)
+    assert np.abs(fast(rgb).astype(int) - exact(rgb).astype(int)).max() <= 1
+    (fake_shipped / "generator.onnx").write_bytes(b"not a graph")
+    with pytest.raises(GirError, match="generator.onnx does not match its sha256"):
+        resolve.resolve_deblurrer("pretrained", "cpu", quiet=True)
 
 
 def test_an_altered_shipped_file_is_refused_in_one_line(fake_shipped):
@@ -56,14 +74,15 @@ def test_an_altered_shipped_file_is_refused_in_one_line(fake_shipped):
 
 
 def test_default_chain_falls_back_to_the_shipped_model_without_creating_a_store(
-        fake_shipped, tmp_path, monkeypatch, capsys):
+        fake_shipped, tmp_path, monkeypatch, caplog):
     project = tmp_path / "elsewhere"
     project.mkdir()
     monkeypatch.chdir(project)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    deblurrer = resolve.resolve_deblurrer(None, device="cpu")
+    with caplog.at_level("INFO", logger="gir"):
+        deblurrer = resolve.resolve_deblurrer(None, device="cpu")
     assert deblurrer(np.zeros((20, 30, 3), np.uint8)).shape == (20, 30, 3)
-    assert "shipped with gir" in capsys.readouterr().err
+    assert "shipped with gir" in caplog.text
     assert list(project.iterdir()) == []          # no mlflow.db, no mlruns/
 
 
@@ -84,7 +103,7 @@ def test_warm_start_loads_the_shipped_weights_and_refuses_another_architecture(f
         resolve.resolve_init("nowhere")
 
 
-def test_warm_start_grows_a_nafnet_by_identity_blocks(fake_shipped, capsys):
+def test_warm_start_grows_a_nafnet_by_identity_blocks(fake_shipped, caplog):
     """model.generator_args with more blocks than the init: the new ones start as the identity,
     so the grown generator computes what the shipped one does; fewer blocks is refused."""
     from gir.steps.train import Trainer
@@ -96,9 +115,10 @@ def test_warm_start_grows_a_nafnet_by_identity_blocks(fake_shipped, capsys):
         if k.endswith((".beta", ".gamma")):
             init["state"][k] = torch.randn_like(v)
     grown_args = dict(ARGS, middle_blocks=3, dec_blocks=[2])
-    trainer = Trainer(tiny_params(f"model.generator_args={grown_args}".replace("'", "")),
-                      torch.device("cpu"), init=init)
-    assert "grown by 3 NAFNet blocks" in capsys.readouterr().err
+    with caplog.at_level("INFO", logger="gir"):
+        trainer = Trainer(tiny_params(f"model.generator_args={grown_args}".replace("'", "")),
+                          torch.device("cpu"), init=init)
+    assert "grown by 3 NAFNet blocks" in caplog.text
     shipped_g = build_generator("nafnet", ARGS)
     shipped_g.load_state_dict(init["state"])
     x = torch.rand(1, 3, 24, 40)

@@ -1,8 +1,9 @@
 """The pretrained deblurrer shipped inside the package (package data, with its model card).
 
-``gir/nn/shipped/`` holds generator.json + generator.pt (the EMA weights), MODEL_CARD.md and
-SHA256SUMS. It is the last link of the default model chain (after the registry champion) and
-what ``train.init: pretrained`` warm-starts from. Its bytes are checked against SHA256SUMS
+``gir/nn/shipped/`` holds generator.json + generator.pt (the EMA weights), generator.onnx (the
+same weights as an ONNX graph: what CPU inference runs), MODEL_CARD.md and SHA256SUMS. It is the
+last link of the default model chain (after the registry champion) and what
+``train.init: pretrained`` warm-starts from. Its bytes are checked against SHA256SUMS
 before use, so an altered or truncated file is refused with one line, never loaded.
 """
 
@@ -17,6 +18,7 @@ SHIPPED_DIR = Path(__file__).with_name("shipped")
 SUMS_FILE = "SHA256SUMS"
 CARD_FILE = "MODEL_CARD.md"
 WEIGHTS, SPEC = "generator.pt", "generator.json"
+ONNX = "generator.onnx"   # gir.rectifier.onnx_runtime.ONNX_FILE
 
 
 def file_sha256(path: Path) -> str:
@@ -37,7 +39,9 @@ def shipped_model_dir(root: Path | None = None) -> Path | None:
                     if line.strip())
     except (OSError, ValueError):
         raise GirError(f"shipped model {root}: {SUMS_FILE} missing or unreadable") from None
-    for name in (WEIGHTS, SPEC):
+    # The ONNX graph of the same weights (gir ship exports it) is optional, but checked too.
+    onnx = (ONNX,) if ONNX in sums or (root / ONNX).exists() else ()
+    for name in (WEIGHTS, SPEC, *onnx):
         if name not in sums:
             raise GirError(f"shipped model {root}: {SUMS_FILE} does not list {name}")
         if not (root / name).is_file() or file_sha256(root / name) != sums[name]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from gir.errors import GirError
-from gir.rectifier.ensemble import check_ensemble, self_ensemble
+from gir.rectifier.tiling import TiledRestorer
 
 ONNX_FILE = "generator.onnx"
 OPSET = 18
@@ -54,12 +54,15 @@ def export_onnx(model_dir: str | os.PathLike, out: str | os.PathLike, check_size
     return out
 
 
-class OnnxDeblurrer:
-    """Same call as gir.rectifier.inference.Deblurrer: (H, W, 3) uint8 RGB in, same shape out."""
+class OnnxDeblurrer(TiledRestorer):
+    """The exported graph run by onnxruntime on CPU, with the PyTorch Deblurrer's call (whole
+    image or tiles, self-ensemble): about twice as fast there, and no torch import."""
 
-    def __init__(self, path: str | os.PathLike, threads: int = 0, ensemble: int = 1):
+    def __init__(self, path: str | os.PathLike, threads: int = 0, ensemble: int = 1,
+                 tile: int = 0, overlap: int = 32, progress: bool | None = None):
         import onnxruntime as ort
 
+        super().__init__(tile, overlap, progress, ensemble)
         path = Path(path)
         if path.is_dir():
             path = path / ONNX_FILE
@@ -75,7 +78,6 @@ class OnnxDeblurrer:
             raise GirError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") \
                 from None
         self.input = self.session.get_inputs()[0].name
-        self.ensemble = check_ensemble(ensemble)
 
     def forward(self, rgb: np.ndarray) -> np.ndarray:
         """One pass of the graph: (h, w, 3) uint8 in, float32 in [0, 1] out."""
@@ -83,6 +85,9 @@ class OnnxDeblurrer:
         y = self.session.run(None, {self.input: x})[0][0]
         return np.clip(y, 0, 1).transpose(1, 2, 0)
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        y = self_ensemble(self.forward, rgb, self.ensemble)
-        return np.round(y * 255).astype(np.uint8)
+
+def onnxruntime_available() -> bool:
+    """Whether onnxruntime can be imported here (it is a dependency; a broken install is not)."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None

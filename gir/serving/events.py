@@ -22,13 +22,15 @@ a redelivery does not retry it. The endpoint claims each object with the same le
 # at route creation, and they must be real classes, not strings naming local imports.
 import hmac
 import json
+import logging
 import os
-import sys
 import threading
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from gir.errors import GirError
+
+log = logging.getLogger("gir")
 
 TOKEN_ENV = "GIR_EVENT_TOKEN"
 EVENTS_PATH = "/api/events/s3"
@@ -112,8 +114,8 @@ def events_router(cfg: EventsConfig, slot, get_detector, max_pixels: "int | None
         try:
             body = json.loads(await request.body())
             if body.get("Type") == "SubscriptionConfirmation":
-                print(f"gir serve: SNS subscription: confirm it at {body.get('SubscribeURL')}",
-                      file=sys.stderr)
+                log.warning("gir serve: SNS subscription: confirm it at %s",
+                            body.get("SubscribeURL"))
                 return {"subscription": "open SubscribeURL to confirm",
                         "subscribe_url": body.get("SubscribeURL")}
             objects, ignored = created_objects(body)
@@ -140,8 +142,8 @@ def events_router(cfg: EventsConfig, slot, get_detector, max_pixels: "int | None
         except Exception as exc:  # noqa: BLE001 - no model, store down: the sender retries
             raise HTTPException(503, one_line(exc)) from None
         c = report["counts"]
-        print(f"gir serve: event: {c['written']} written, {c['failed']} failed, "
-              f"{c['skipped']} unchanged", file=sys.stderr)
+        log.info("gir serve: event: %d written, %d failed, %d unchanged",
+                 c["written"], c["failed"], c["skipped"])
         return {k: report[k] for k in ("written", "failed", "skipped", "model",
                                        "not_processed")} | {"ignored": ignored}
 

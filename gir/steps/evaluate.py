@@ -9,6 +9,7 @@ the pretrained model shipped with gir (what fine-tuning started from).
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from gir.config import EvaluateConfig, MlflowConfig, flatten
@@ -18,6 +19,8 @@ from gir.data.manifest import data_version, read_manifest
 from gir.errors import GirError
 from gir.nn.shipped import shipped_model_dir
 from gir.rectifier.scoring import PRETRAINED, REFERENCES, model_method, score, summarise
+
+log = logging.getLogger("gir")
 
 
 def evaluate(
@@ -49,7 +52,7 @@ def evaluate(
     if PRETRAINED in cfg.references:
         shipped = shipped_model_dir()
         if shipped is None:
-            print("evaluate: no pretrained model ships with this install; not scored")
+            log.warning("evaluate: no pretrained model ships with this install; not scored")
         else:  # what the user gets without training: the bar a fine-tuned model must clear
             methods[PRETRAINED] = model_method(Deblurrer.from_dir(shipped))
     rows = score(methods, pairs, progress=True)

@@ -16,7 +16,7 @@ whose process died without a word are marked KILLED when the next training start
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,8 @@ from gir.training.distributed import Dist, check_batch_splits, distributed, rank
 from gir.training.loop import Interrupted, Loop, StopRequest, validate_model, write_log  # noqa: F401
 from gir.training.trackers import MlflowTracker, RecordTracker, Tracker  # noqa: F401
 from gir.training.trainer import EMA, Trainer, lr_lambda, seed_everything, warm_start  # noqa: F401
+
+log = logging.getLogger("gir")
 
 
 @dataclass
@@ -138,4 +140,4 @@ def _finish(loop: Loop, tracker: Tracker, params: Params, model_dir: Path,
 
 
 def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    log.info(msg)

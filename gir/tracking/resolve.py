@@ -9,8 +9,8 @@ shipped in the package. Looking a model up never creates a tracking store.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +23,8 @@ from gir.tracking.promotion import CHAMPION
 from gir.tracking.runs import setup, tracking_uri
 from gir.tracking.warmstart import is_mlflow_uri, model_source_dir, resolve_init  # noqa: F401
 
+log = logging.getLogger("gir")
+
 if TYPE_CHECKING:   # the detector (and scipy under it) loads only when a command detects
     from gir.rectifier.detect import Detector
 
@@ -33,7 +35,7 @@ LOCAL_DETECTOR = Path("models/detector") / "detector.json"   # gir.rectifier.det
 
 
 def _say(msg: str) -> None:
-    print(f"gir: {msg}", file=sys.stderr)
+    log.info("gir: %s", msg)
 
 
 def store_exists(cfg: MlflowConfig) -> bool:
@@ -100,17 +102,19 @@ def champion_version(name: str, cfg: MlflowConfig) -> str | None:
 # ----------------------------------------------------------------------------- deblurrer
 
 def resolve_deblurrer(model: str | os.PathLike | None = None, device: str = "auto",
-                      runtime: str = "torch", quiet: bool = False, ensemble: int = 1):
+                      runtime: str = "auto", quiet: bool = False, ensemble: int = 1):
     """A loaded deblurrer (call it on uint8 RGB) for a model reference; says which in one line.
 
     runtime="onnx": model is an exported .onnx file (or a directory holding generator.onnx),
-    run on CPU by onnxruntime. ensemble: views of the self-ensemble (1, 2, 4 or 8).
+    run on CPU by onnxruntime. runtime="auto": onnxruntime for the models gir keeps an ONNX
+    graph of (the shipped model, cached registry champions) when the device is a CPU, PyTorch
+    otherwise. ensemble: views of the self-ensemble (1, 2, 4 or 8).
     """
     return _resolve(model, device, runtime, quiet, ensemble)[0]
 
 
 def resolve_deblurrer_with_source(model: str | os.PathLike | None = None, device: str = "auto",
-                                  runtime: str = "torch", quiet: bool = False,
+                                  runtime: str = "auto", quiet: bool = False,
                                   ensemble: int = 1):
     """(deblurrer, version): resolve_deblurrer's model plus a string naming exactly which one
     answered (and its self-ensemble, which changes the outputs), what batch ledgers record so
@@ -168,9 +172,36 @@ def model_version(where: str) -> str:
     return where
 
 
-def _load_deblurrer(model, device: str, runtime: str):
+def on_cpu(device: str) -> bool:
+    """Whether device names the CPU, without importing torch where no GPU driver is present."""
+    if device == "cpu":
+        return True
+    if device != "auto":
+        return False
+    if not any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")):
+        return True
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def deblurrer_from_dir(model_dir: Path, device: str, runtime: str, onnx_kept: bool):
+    """The model in model_dir on device. onnx_kept: gir made its generator.onnx from these very
+    weights (the shipped model, a cached champion), so runtime "auto" may run that graph."""
+    from gir.rectifier.onnx_runtime import ONNX_FILE, OnnxDeblurrer, onnxruntime_available
+
+    if (runtime == "auto" and onnx_kept and (model_dir / ONNX_FILE).is_file()
+            and on_cpu(device) and onnxruntime_available()):
+        log.debug("gir: running %s with onnxruntime", model_dir / ONNX_FILE)
+        return OnnxDeblurrer(model_dir)
     from gir.rectifier.inference import Deblurrer
 
+    return Deblurrer.from_dir(model_dir, device)
+
+
+def _load_deblurrer(model, device: str, runtime: str):
+    if runtime not in ("auto", "torch", "onnx"):
+        raise GirError(f"runtime: {runtime!r} is not one of auto, torch, onnx")
     if runtime == "onnx":
         from gir.rectifier.onnx_runtime import OnnxDeblurrer
 
@@ -183,9 +214,10 @@ def _load_deblurrer(model, device: str, runtime: str):
             shipped = shipped_model_dir()
             if shipped is None:
                 raise GirError("--model pretrained: this install ships no pretrained model")
-            return Deblurrer.from_dir(shipped, device), "the pretrained model shipped with gir"
+            return (deblurrer_from_dir(shipped, device, runtime, onnx_kept=True),
+                    "the pretrained model shipped with gir")
         if Path(ref).is_dir():
-            return Deblurrer.from_dir(ref, device), ref
+            return deblurrer_from_dir(Path(ref), device, runtime, onnx_kept=False), ref
         if is_mlflow_uri(ref):
             return _pyfunc_deblurrer(ref, MlflowConfig()), ref
         raise GirError(f"--model {ref}: neither a model directory nor an MLflow model URI")
@@ -199,25 +231,26 @@ def _load_deblurrer(model, device: str, runtime: str):
         version = found[0] if found else None
     if version is not None:
         uri = f"models:/{name}@{CHAMPION}"
-        return _champion_deblurrer(uri, cfg, found, device), f"{uri} (version {version})"
+        return (_champion_deblurrer(uri, cfg, found, device, runtime),
+                f"{uri} (version {version})")
     shipped = shipped_model_dir()
     if shipped is not None:
-        return Deblurrer.from_dir(shipped, device), (
+        return deblurrer_from_dir(shipped, device, runtime, onnx_kept=True), (
             f"the pretrained model shipped with gir (no models:/{name}@{CHAMPION} in "
             f"{tracking_uri(cfg)})")
     raise GirError(f"no model given, no models:/{name}@{CHAMPION} in the tracking store "
                    f"{tracking_uri(cfg)} and no shipped model: pass --model")
 
 
-def _champion_deblurrer(uri: str, cfg: MlflowConfig, found: tuple | None, device: str):
-    """The champion's Deblurrer: from the local cache of that version's weights when the store
-    was read directly (found = (version, digest)), else (and then cached) through MLflow."""
-    from gir.rectifier.inference import Deblurrer
-
+def _champion_deblurrer(uri: str, cfg: MlflowConfig, found: tuple | None, device: str,
+                        runtime: str = "auto"):
+    """The champion's Deblurrer: from the local cache of that version's weights (and the ONNX
+    graph made from them) when the store was read directly (found = (version, digest)), else
+    (and then cached) through MLflow."""
     if found:
         cached = cached_champion(*found)
         if cached is not None:
-            return Deblurrer.from_dir(cached, device)
+            return deblurrer_from_dir(cached, device, runtime, onnx_kept=True)
     deblurrer = _pyfunc_deblurrer(uri, cfg)
     if found:
         remember_champion(*found, uri)

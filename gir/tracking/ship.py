@@ -1,7 +1,8 @@
 """Packaging a trained deblurrer as the model shipped inside gir (gir/nn/shipped/).
 
 `gir ship --model DIR` copies the EMA generator a tracked run wrote, records its sha256 in
-SHA256SUMS and writes MODEL_CARD.md from what the run logged in MLflow (data, synthesis,
+SHA256SUMS (with the ONNX graph of the same weights, which CPU inference runs) and writes
+MODEL_CARD.md from what the run logged in MLflow (data, synthesis,
 steps, compute, metrics) plus the held-out benchmark table, so the card states only what was
 measured. `pip install` then carries the weights as package data.
 """
@@ -18,7 +19,8 @@ from gir.config import MlflowConfig
 from gir.data.blur import SYNTH_VERSION
 from gir.data.imageio import write_text_atomic
 from gir.errors import GirError
-from gir.nn.shipped import CARD_FILE, SHIPPED_DIR, SPEC, SUMS_FILE, WEIGHTS, file_sha256
+from gir.nn.shipped import CARD_FILE, ONNX, SHIPPED_DIR, SPEC, SUMS_FILE, WEIGHTS, file_sha256
+from gir.rectifier.onnx_runtime import export_onnx
 from gir.tracking.runs import read_run_id, setup
 
 MAX_BYTES = 20_000_000   # package data stays small enough for pip and git
@@ -132,8 +134,9 @@ def ship_model(model_dir: str | Path, heldout_md: str | Path | None = None,
         tmp = out_dir / (src.name + ".part")
         shutil.copyfile(src, tmp)
         tmp.replace(out_dir / src.name)
+    export_onnx(out_dir, out_dir / ONNX, label=str(model_dir))   # what CPU inference runs
     sha = file_sha256(out_dir / WEIGHTS)
-    sums = "".join(f"{file_sha256(out_dir / n)}  {n}\n" for n in (WEIGHTS, SPEC))
+    sums = "".join(f"{file_sha256(out_dir / n)}  {n}\n" for n in (WEIGHTS, SPEC, ONNX))
     write_text_atomic(out_dir / SUMS_FILE, sums)
     card = model_card(facts, sha, json.loads(spec_path.read_text()), size, table,
                       corpus_summary(corpus_manifest), history)

@@ -6,13 +6,15 @@ and not on the detector's code: a detector change does not re-run the train stag
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
 from gir.config import MlflowConfig
 from gir.errors import GirError
 from gir.nn.shipped import file_sha256, shipped_model_dir
 from gir.tracking.runs import setup
+
+log = logging.getLogger("gir")
 
 
 def is_mlflow_uri(ref: str) -> bool:
@@ -62,8 +64,8 @@ def resolve_init(ref: str) -> dict | None:
     if ref == "pretrained":
         model_dir = shipped_model_dir()
         if model_dir is None:
-            print("gir: train.init: this install ships no pretrained model; starting from "
-                  "scratch", file=sys.stderr)
+            log.warning("gir: train.init: this install ships no pretrained model; starting "
+                        "from scratch")
             return None
         source = "the shipped pretrained model"
     elif Path(ref).is_dir() or is_mlflow_uri(ref):

@@ -9,8 +9,8 @@ DDP and the discriminator's gradients are averaged by hand.
 from __future__ import annotations
 
 import copy
+import logging
 import math
-import sys
 
 import numpy as np
 import torch
@@ -19,6 +19,8 @@ from gir.config import Params, to_dict
 from gir.errors import GirError
 from gir.nn import build_discriminator, build_generator, losses
 from gir.training.distributed import Dist, average_grads, mean_over_ranks
+
+log = logging.getLogger("gir")
 
 LOSS_KEYS = ("loss_g", "loss_content", "loss_fft", "loss_adv", "loss_d")
 
@@ -200,5 +202,5 @@ def warm_start(generator: torch.nn.Module, init: dict, model) -> None:
     if unexpected or not all(any(k.startswith(b + ".") for b in grown) for k in missing):
         raise mismatch
     if missing:
-        print(f"train.init: {init['source']} grown by {len(grown)} NAFNet blocks that start as "
-              f"the identity: {', '.join(grown)}", file=sys.stderr, flush=True)
+        log.info("train.init: %s grown by %d NAFNet blocks that start as the identity: %s",
+                 init["source"], len(grown), ", ".join(grown))
