@@ -58,6 +58,32 @@ def inference_seconds(model: torch.nn.Module, device: torch.device, width: int, 
     return min(times)
 
 
+def onnx_seconds(model: torch.nn.Module, name: str, args: dict, width: int, height: int,
+                 reps: int = 2) -> float | None:
+    """Best-of-reps wall time of one onnxruntime pass (what `gir deblur` runs on a CPU) on a
+    width x height image; None for a generator the ONNX exporter cannot take."""
+    import tempfile
+
+    from gir.rectifier.inference import save_generator
+    from gir.rectifier.onnx_runtime import ONNX_FILE, OnnxDeblurrer, export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="gir-bench-onnx-") as tmp:
+        save_generator(tmp, model, name, args)
+        try:
+            export_onnx(tmp, Path(tmp) / ONNX_FILE)
+        except GirError:
+            return None
+        runner = OnnxDeblurrer(tmp)
+        rgb = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        runner.forward(rgb)
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            runner.forward(rgb)
+            times.append(time.perf_counter() - t0)
+    return min(times)
+
+
 def train_images_per_s(model: torch.nn.Module, device: torch.device, crop: int = 256,
                        batch: int = 2, steps: int = 3, amp: bool = True) -> float:
     """Generator-only training throughput (content loss + AdamW step), after one warm-up step."""
@@ -124,6 +150,9 @@ def generator_rows(params: Params, names: list[str], size: str, device: str,
                                     reps=2 if d.type == "cpu" else 10)
             row[f"{d.type}_s_per_image"] = _sig(sec)
             row[f"{d.type}_ms_per_mp"] = _sig(1000 * sec / (w * h / 1e6))
+            if d.type == "cpu":   # the runtime `gir deblur` uses on a CPU
+                onnx_sec = onnx_seconds(model, name, args, w, h)
+                row["onnx_s_per_image"] = _sig(onnx_sec) if onnx_sec else None
             batch = train_batch or (2 if d.type == "cpu" else 16)
             row[f"{d.type}_train_img_per_s"] = _sig(
                 train_images_per_s(build_generator(name, args), d, train_crop, batch,
@@ -142,7 +171,7 @@ def model_methods(named: dict[str, str | None], device: str, ensemble: int = 1) 
     check_ensemble(ensemble)
     methods = {}
     for name, ref in named.items():
-        deblurrer = resolve_deblurrer(ref, device)
+        deblurrer = resolve_deblurrer(ref, device, runtime="torch")   # scores: one runtime
         methods[name] = model_method(deblurrer)
         if ensemble > 1:
             methods[f"{name} x{ensemble}"] = model_method(with_ensemble(deblurrer, ensemble))
@@ -176,13 +205,14 @@ def to_markdown(rows: list[dict], qual: dict | None) -> str:
         has_cuda = any("cuda_ms_per_mp" in r for r in rows)
         crop = rows[0]["train_crop"]
         head = ["generator", "params (M)", f"GMACs @{rows[0]['size']}", "CPU s/image",
-                "CPU ms/MP", f"CPU train img/s @{crop}"]
+                "CPU s/image (onnxruntime)", "CPU ms/MP", f"CPU train img/s @{crop}"]
         if has_cuda:
             head += ["CUDA ms/MP", f"CUDA train img/s @{crop}"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rows:
             cells = [r["generator"], r["params_m"], r["gmacs"], r["cpu_s_per_image"],
-                     r["cpu_ms_per_mp"], r["cpu_train_img_per_s"]]
+                     r.get("onnx_s_per_image") or "n/a", r["cpu_ms_per_mp"],
+                     r["cpu_train_img_per_s"]]
             if has_cuda:
                 cells += [r.get("cuda_ms_per_mp", ""), r.get("cuda_train_img_per_s", "")]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
