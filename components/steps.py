@@ -117,10 +117,9 @@ def train(seed: int, data: dict, validate: dict, preprocess: dict, split: dict, 
 
     from gir.config import params_from_dict, params_from_struct, to_dict
     from gir.steps.train import train as step
+    from gir.tracking.runs import RunMeta
 
-    os.environ["GIR_KFP_RUN_ID"] = kfp_run_id
-    if sweep_id:
-        os.environ.update(GIR_SWEEP_ID=sweep_id, GIR_SWEEP_PARENT=parent_run_id)
+    meta = RunMeta(kfp_run_id, sweep_id, parent_run_id if sweep_id else "")
     params = params_from_struct({
         "seed": seed, "data": data, "validate": validate, "preprocess": preprocess,
         "split": split, "model": model, "train": train, "evaluate": evaluate,
@@ -142,10 +141,10 @@ def train(seed: int, data: dict, validate: dict, preprocess: dict, split: dict, 
         pytorchjob.train_on_pytorchjob(
             params, processed.path, f"{split_manifest.path}/manifest.csv", generator.path,
             train_report.path, pytorchjob.spec_from_env(params, checkpoint_pvc, checkpoints,
-                                                        engine))
+                                                        engine, meta))
         return
     step(params, processed.path, f"{split_manifest.path}/manifest.csv", generator.path,
-         train_report.path, checkpoints, engine=engine)
+         train_report.path, checkpoints, engine=engine, meta=meta)
 
 
 @component

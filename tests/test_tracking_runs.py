@@ -129,3 +129,21 @@ def test_a_run_left_running_by_a_dead_process_is_marked_killed(tiny_run, tmp_pat
     assert client.get_run(dead.info.run_id).info.status == "KILLED"
     assert not _runs(client, "RUNNING")
     assert len(_runs(client, "FINISHED")) == 1
+
+
+def test_run_meta_is_an_argument_and_crosses_processes_only_through_the_environment(monkeypatch):
+    """Who launched a run tags it: given as an argument (the KFP train component), else read
+    from the environment a launching process left (gir sweep's children, PyTorchJob pods)."""
+    from gir.tracking.runs import RunMeta, run_tags
+
+    for var in RunMeta.ENV.values():
+        monkeypatch.delenv(var, raising=False)
+    meta = RunMeta(kfp_run_id="run-1", sweep_id="s1", sweep_parent="p1")
+    tags = run_tags("kfp", "v1", "train", meta)
+    assert (tags["kfp_run_id"], tags["gir.sweep_id"], tags["mlflow.parentRunId"]) == \
+        ("run-1", "s1", "p1")
+    assert "kfp_run_id" not in run_tags("cli", "v1")        # nothing given, nothing in the env
+    assert RunMeta(kfp_run_id="run-1").env() == {"GIR_KFP_RUN_ID": "run-1"}
+    for var, value in meta.env().items():
+        monkeypatch.setenv(var, value)
+    assert RunMeta.from_env() == meta and run_tags("cli", "v1")["gir.sweep_id"] == "s1"

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from gir.config import Params, to_dict
 from gir.errors import GirError
+from gir.tracking.runs import RunMeta
 
 log = logging.getLogger("gir")
 
@@ -226,18 +227,17 @@ def train_on_pytorchjob(params: Params, data_dir: str | Path, split_manifest: st
 
 
 SETTINGS_ENV = "GIR_PYTORCHJOB"     # JSON of JobSpec's cluster fields, set by pipelines/
-PASSED_ENV = ("GIR_KFP_RUN_ID", "GIR_SWEEP_ID", "GIR_SWEEP_PARENT")
-
-
-def spec_from_env(params: Params, claim: str, workdir: str | Path, engine: str) -> JobSpec:
+def spec_from_env(params: Params, claim: str, workdir: str | Path, engine: str,
+                  meta: RunMeta | None = None) -> JobSpec:
     """The JobSpec of a KFP train task: cluster settings from $GIR_PYTORCHJOB, the volume
-    mounted at $GIR_CHECKPOINT_ROOT, this pod's namespace, the run's tags passed on."""
+    mounted at $GIR_CHECKPOINT_ROOT, this pod's namespace; who launched the run (meta) goes
+    to the job's pods in their environment, where their `gir train` reads it back."""
     import json
     import os
 
     settings = json.loads(os.environ.get(SETTINGS_ENV) or "{}")
     d = params.train.distributed
-    env = {k: os.environ[k] for k in PASSED_ENV if os.environ.get(k)}
+    env = (meta or RunMeta.from_env()).env()
     return JobSpec(name=job_name(str(workdir)), namespace=namespace(), claim=claim,
                    mount=os.environ.get("GIR_CHECKPOINT_ROOT", ""), workdir=str(workdir),
                    nodes=d.nodes, gpus_per_node=d.gpus_per_node, env=env, engine=engine,

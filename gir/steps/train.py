@@ -19,6 +19,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -37,6 +38,9 @@ from gir.training.distributed import Dist, check_batch_splits, distributed, rank
 from gir.training.loop import Interrupted, Loop, StopRequest, validate_model, write_log  # noqa: F401
 from gir.training.trackers import MlflowTracker, RecordTracker, Tracker  # noqa: F401
 from gir.training.trainer import EMA, Trainer, lr_lambda, seed_everything, warm_start  # noqa: F401
+
+if TYPE_CHECKING:   # the tracking modules load when a run starts
+    from gir.tracking.runs import RunMeta
 
 log = logging.getLogger("gir")
 
@@ -59,13 +63,15 @@ def train(
     resume: bool | None = None,
     stop_after: int = 0,
     tracker: Tracker | None = None,
+    meta: RunMeta | None = None,
 ) -> TrainResult:
     """Train, checkpoint, report to the tracker; write the EMA generator to model_dir.
 
     resume: None resumes a matching checkpoint (else starts afresh), True insists on
     resuming, False starts afresh. stop_after > 0 ends the loop early after that many steps
     (tests use it to simulate a killed run without signals). tracker: where the run's record
-    goes (default: MLflow, params.mlflow).
+    goes (default: MLflow, params.mlflow). meta: who launched the run (KFP run, sweep), for
+    its tags (default: what a launching process left in the environment).
     """
     check_batch_splits(params.train.batch_size)
     with distributed(params.train.device) as (dist, device), torch.enable_grad():
@@ -76,11 +82,11 @@ def train(
             tracker = MlflowTracker(params.mlflow, _say)
         return _train(params, dist, device, tracker, Path(data_dir), Path(split_manifest),
                       Path(model_dir), Path(report_dir), Path(checkpoint_dir), engine, resume,
-                      stop_after)
+                      stop_after, meta)
 
 
 def _train(params, dist: Dist, device, tracker: Tracker, data_dir, split_manifest, model_dir,
-           report_dir, checkpoint_dir, engine, resume, stop_after) -> TrainResult:
+           report_dir, checkpoint_dir, engine, resume, stop_after, meta=None) -> TrainResult:
     from gir.tracking.runs import process_tags, run_name, run_tags, write_run_file
     from gir.tracking.warmstart import resolve_init
 
@@ -108,7 +114,7 @@ def _train(params, dist: Dist, device, tracker: Tracker, data_dir, split_manifes
     with tracker.run(ckpt["run_id"] if ckpt else None, run_name(params, engine)) as run_id, \
             StopRequest() as stop:
         if dist.main and not ckpt:
-            tags = {**run_tags(engine, data_ver, "train"), "train_pairs": len(train_pairs),
+            tags = {**run_tags(engine, data_ver, "train", meta), "train_pairs": len(train_pairs),
                     "world_size": dist.world, "gir.fingerprint": json.dumps(fp, sort_keys=True),
                     "gir.params_hash": fp["params"]}
             if init:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -89,19 +90,47 @@ def git_commit() -> str:
         return os.environ.get("GIR_GIT_COMMIT", "unknown")
 
 
-def run_tags(engine: str, data_version: str, step: str = "train") -> dict[str, str]:
-    """What every run is filtered by in the UI: engine, commit, data version, step, sweep."""
+@dataclass(frozen=True)
+class RunMeta:
+    """Who launched a run, beyond its engine: the KFP run, the sweep and its parent run.
+
+    Code in the same process passes it as an argument (the KFP train component has them as
+    its inputs); the environment carries it only across a process boundary, to the CLI
+    children of `gir sweep` and the pods of a PyTorchJob (:meth:`env`, :meth:`from_env`).
+    """
+    kfp_run_id: str = ""
+    sweep_id: str = ""
+    sweep_parent: str = ""
+
+    ENV = {"kfp_run_id": "GIR_KFP_RUN_ID", "sweep_id": "GIR_SWEEP_ID",
+           "sweep_parent": "GIR_SWEEP_PARENT"}
+
+    @classmethod
+    def from_env(cls) -> "RunMeta":
+        return cls(**{field: os.environ.get(var, "") for field, var in cls.ENV.items()})
+
+    def env(self) -> dict[str, str]:
+        """The variables a child process reads back with from_env (set ones only)."""
+        return {var: getattr(self, field) for field, var in self.ENV.items()
+                if getattr(self, field)}
+
+    def tags(self) -> dict[str, str]:
+        tags = {"kfp_run_id": self.kfp_run_id, SWEEP_TAG: self.sweep_id,
+                # nests the run under the sweep's parent in the UI
+                "mlflow.parentRunId": self.sweep_parent}
+        return {k: v for k, v in tags.items() if v}
+
+
+def run_tags(engine: str, data_version: str, step: str = "train",
+             meta: RunMeta | None = None) -> dict[str, str]:
+    """What every run is filtered by in the UI: engine, commit, data version, step, sweep.
+    meta: who launched it (default: what a launching process left in the environment)."""
     commit = git_commit()
     tags = {"engine": engine, "git_commit": commit, "data_version": data_version,
             "mlflow.source.git.commit": commit, STEP_TAG: step}
-    if os.environ.get("GIR_KFP_RUN_ID"):
-        tags["kfp_run_id"] = os.environ["GIR_KFP_RUN_ID"]
     tags.update({tag: os.environ[env] for env, tag in PROVENANCE_ENV.items()
                  if os.environ.get(env)})
-    if os.environ.get("GIR_SWEEP_ID"):
-        tags[SWEEP_TAG] = os.environ["GIR_SWEEP_ID"]
-    if os.environ.get("GIR_SWEEP_PARENT"):  # nests the run under the sweep's parent in the UI
-        tags["mlflow.parentRunId"] = os.environ["GIR_SWEEP_PARENT"]
+    tags.update((meta or RunMeta.from_env()).tags())
     return tags
 
 
