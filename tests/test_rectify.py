@@ -1,4 +1,5 @@
-"""`gir rectify`: blurred photos are deblurred, sharp ones come back untouched, with reports."""
+"""`gir rectify`: blurred photos are deblurred, sharp ones come back untouched, with reports
+(files given by name go through the same batch path as folders and prefixes)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 from gir.data.blur import degrade, random_blur
 from gir.data.imageio import read_image, write_png
 from gir.data.sources.sample import load_sample_image
-from gir.rectifier.rectify import rectify_files
+from gir.rectifier.batch import run_batch
 from gir.tracking.resolve import resolve_detector
 from tests.helpers import ROOT, run_gir
 
@@ -35,22 +36,28 @@ def photos(tmp_path):
 
 
 def test_rectify_deblurs_only_the_blurred_photo(tmp_path):
+    """Files given by name: the one batch path, OUT/<name>.png and .json, one report."""
     sharp, blurred = photos(tmp_path)
     model = CountingDeblurrer()
     out = tmp_path / "out"
-    summary = rectify_files([str(tmp_path / "sharp.png"), str(tmp_path / "shaky.png"),
-                             str(tmp_path / "missing.png")], out, lambda: model,
-                             resolve_detector(), progress=False)
+    report = run_batch([str(tmp_path / "sharp.png"), str(tmp_path / "shaky.png"),
+                        str(tmp_path / "missing.png")], str(out), "rectify",
+                       lambda: (model, "counting"), resolve_detector())
     assert model.calls == 1
-    assert summary["deblurred"] == 1 and summary["untouched"] == 1 and len(summary["failed"]) == 1
-    assert np.array_equal(read_image(out / "sharp.png")[0], sharp)          # untouched
-    assert not np.array_equal(read_image(out / "shaky.png")[0], blurred)    # deblurred
-    sharp_report = json.loads((out / "sharp.json").read_text())
-    shaky_report = json.loads((out / "shaky.json").read_text())
+    actions = {w["input"]: w["action"].split(" ")[0] for w in report["written"]}
+    assert actions == {str(tmp_path / "sharp.png"): "untouched",
+                       str(tmp_path / "shaky.png"): "deblurred"}
+    assert [f["input"] for f in report["failed"]] == [str(tmp_path / "missing.png")]
+    assert np.array_equal(read_image(out / "sharp.png.png")[0], sharp)          # untouched
+    assert not np.array_equal(read_image(out / "shaky.png.png")[0], blurred)    # deblurred
+    sharp_report = json.loads((out / "sharp.png.json").read_text())
+    shaky_report = json.loads((out / "shaky.png.json").read_text())
     assert sharp_report["blurred"] is False and sharp_report["action"].startswith("untouched")
     assert shaky_report["blurred"] is True and shaky_report["blur_type"] == "motion"
     assert shaky_report["action"].startswith("deblurred")
-    assert json.loads((out / "rectify_report.json").read_text())["deblurred"] == 1
+    assert shaky_report["model"] == "counting"
+    saved = json.loads((out / "_gir" / "report.json").read_text())
+    assert saved["counts"]["written"] == 2 and saved["counts"]["failed"] == 1
 
 
 def test_rectify_sharp_only_never_loads_a_model(tmp_path):
@@ -59,9 +66,9 @@ def test_rectify_sharp_only_never_loads_a_model(tmp_path):
     def no_model():
         raise AssertionError("model loaded for a sharp photo")
 
-    summary = rectify_files([str(tmp_path / "sharp.png")], tmp_path / "out", no_model,
-                            resolve_detector(), progress=False)
-    assert summary["untouched"] == 1
+    report = run_batch([str(tmp_path / "sharp.png")], str(tmp_path / "out"), "rectify",
+                       no_model, resolve_detector())
+    assert [w["action"] for w in report["written"]] == ["untouched (not blurred)"]
 
 
 def test_cli_rectify_with_the_tiny_model(tmp_path, tiny_run):
@@ -69,8 +76,8 @@ def test_cli_rectify_with_the_tiny_model(tmp_path, tiny_run):
     out = tmp_path / "out"
     proc = run_gir("rectify", str(tmp_path / "sharp.png"), str(tmp_path / "shaky.png"), "-o",
                    str(out), "--model", str(tiny_run.root / "models"), cwd=ROOT)
-    assert "1 deblurred, 1 untouched, 0 failed" in proc.stderr
-    assert read_image(out / "shaky.png")[0].shape == (256, 256, 3)
+    assert "rectify: 2 written (1 deblurred, 1 untouched), 0 failed" in proc.stderr
+    assert read_image(out / "shaky.png.png")[0].shape == (256, 256, 3)
 
 
 def test_the_one_rule_acts_on_the_detectors_operating_point_and_says_why(tmp_path):

