@@ -91,26 +91,33 @@ class PeakRss:
         return self.peak
 
 
-def run_load(url: str, uploads: list[bytes], pid: int) -> dict:
-    """POST all uploads at once; returns statuses, the 200 bodies and the server's peak RSS."""
+def run_load(url: str, uploads: list[bytes], pid: int, then=None) -> dict:
+    """POST all uploads at once; returns statuses, the 200 bodies and the server's peak RSS.
+    then(status, body, answered_at), when given, runs on each upload's thread after its answer
+    (the ttl checks), and its result is kept in "then"."""
     import httpx
 
     answered: dict[int, float] = {}        # upload index -> time.monotonic() of its answer
+    checked: dict[int, object] = {}
 
     def one(i: int):
         with httpx.Client(timeout=1800) as client:
             r = client.post(url + "/api/rectify",
                             files={"file": ("p.png", uploads[i], "image/png")})
             answered[i] = time.monotonic()
-            return r.status_code, r.json(), r.headers.get("retry-after")
+        if then is not None:
+            checked[i] = then(r.status_code, r.json(), answered[i])
+        return r.status_code, r.json(), r.headers.get("retry-after")
 
     rss = PeakRss(pid)
-    t0 = time.perf_counter()
+    t0, start = time.perf_counter(), time.monotonic()
     with ThreadPoolExecutor(len(uploads)) as pool:
         answers = list(pool.map(one, range(len(uploads))))
     seconds = time.perf_counter() - t0
     return {"answers": answers, "peak": rss.close(), "seconds": seconds,
-            "answered": [answered[i] for i in range(len(uploads))]}
+            "answered": [answered[i] for i in range(len(uploads))],
+            "then": [checked.get(i) for i in range(len(uploads))],
+            "last_answer_s": max(answered.values()) - start}
 
 
 @pytest.fixture(scope="module")
@@ -191,26 +198,25 @@ def test_a_chunked_upload_over_the_limit_is_refused_while_it_streams(server):
     assert sent < 150, sent                 # refused at ~100 MB, not after taking in 400
 
 
-def check_kept(url: str, result: dict, ttl: float, margin: float = 20.0) -> dict:
-    """Each 200's three PNGs: fetchable right away, again `margin` s before its ttl runs out
-    (counted from its answer, which comes after the server made it), and gone (404) `margin`
-    / 4 s after. Waits for the last one; returns the counts."""
+def kept_checker(url: str, ttl: float, margin: float = 20.0):
+    """then() for run_load: a 200's three PNGs must be fetchable right after its answer and
+    again `margin` s before its ttl runs out (counted from the answer, which comes after the
+    server made it), and gone (404) `margin` / 4 s after it. Returns the three verdicts."""
     import httpx
 
     def fetch(body) -> list[int]:
         with httpx.Client(timeout=120) as client:
             return [client.get(url + path).status_code for path in body["urls"].values()]
-    ok = [(t, b) for (s, b, _), t in zip(result["answers"], result["answered"]) if s == 200]
-    checks = sorted([(t + ttl - margin, "late", b) for t, b in ok]
-                    + [(t + ttl + margin / 4, "gone", b) for t, b in ok], key=lambda c: c[0])
-    out = {"at_once_200": sum(fetch(b) == [200] * 3 for _, b in ok), "late_200": 0,
-           "gone_404": 0}
-    for when, kind, body in checks:
-        time.sleep(max(0.0, when - time.monotonic()))
-        codes = fetch(body)
-        out["late_200" if kind == "late" else "gone_404"] += codes == (
-            [200] * 3 if kind == "late" else [404] * 3)
-    return out
+
+    def check(status: int, body: dict, answered: float):
+        if status != 200:
+            return None
+        at_once = fetch(body) == [200] * 3
+        time.sleep(max(0.0, answered + ttl - margin - time.monotonic()))
+        late = fetch(body) == [200] * 3
+        time.sleep(max(0.0, answered + ttl + margin / 4 - time.monotonic()))
+        return {"at_once": at_once, "late": late, "gone": fetch(body) == [404] * 3}
+    return check
 
 
 def main(argv: list[str]) -> None:
@@ -239,7 +245,11 @@ def main(argv: list[str]) -> None:
     sets += [f"serve.max_waiting={a.waiting}"] if a.waiting is not None else []
     sets += [f"serve.result_ttl_seconds={a.ttl:g}"] if a.ttl else []
     sharp = set(range(a.detect_only)) if a.detect_only is not None else set(range(0, a.n, 3))
-    uploads = [photo(a.h, a.w, blurred=i not in sharp, seed=i) for i in range(a.n)]
+    made: dict[tuple[bool, int], bytes] = {}     # three variants of each kind, reused
+    for i in range(a.n):
+        key = (i in sharp, i % 3)
+        made.setdefault(key, photo(a.h, a.w, blurred=not key[0], seed=key[1]))
+    uploads = [made[(i in sharp, i % 3)] for i in range(a.n)]
     port = free_port()
     proc = start_server(port, sets, Path(f"/tmp/gir-serve-{a.h}x{a.w}.log"))
     url = f"http://127.0.0.1:{port}"
@@ -248,8 +258,10 @@ def main(argv: list[str]) -> None:
                    timeout=600)
         time.sleep(1)
         idle = psutil.Process(proc.pid).memory_info().rss / 2**20
-        result = run_load(url, uploads, proc.pid)
-        kept = check_kept(url, result, a.ttl) if a.ttl else None
+        result = run_load(url, uploads, proc.pid, kept_checker(url, a.ttl) if a.ttl else None)
+        checks = [c for c in result["then"] if c is not None]
+        kept = {k: sum(c[k] for c in checks) for k in ("at_once", "late", "gone")} \
+            if a.ttl else None
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -267,7 +279,7 @@ def main(argv: list[str]) -> None:
                                      if s == 503 and ra and int(ra) > 0),
         "other": [s for s in statuses if s not in (200, 503)],
         "seconds": round(result["seconds"], 1),
-        "actions": {x: actions.count(x) for x in set(actions)}, "kept": kept,
+        "last_answer_s": round(result["last_answer_s"], 1), "actions": {x: actions.count(x) for x in set(actions)}, "kept": kept,
         "largest_upload_mb": round(max(map(len, uploads)) / 1e6, 1),
         "commit": sp.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                          capture_output=True, text=True).stdout.strip()}))
