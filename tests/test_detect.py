@@ -131,3 +131,59 @@ def test_cli_detect_bad_input_is_one_line(tmp_path):
     proc = run_gir("detect", str(bad), cwd=ROOT, check=False)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_numpy_filters_equal_scipy_ndimage():
+    """The features' filters are numpy (scipy.ndimage's import alone is ~0.4 s of `gir detect`)
+    and must equal the scipy filters they replace, borders included, down to tiny images."""
+    from scipy import ndimage
+
+    from gir.rectifier.blur_features import box3, gaussian_blurs, line_range, noise_sigma
+
+    rng = np.random.default_rng(0)
+    for shape in [(61, 97), (3, 3), (5, 40)]:
+        img = rng.random(shape).astype(np.float32)
+        for s, mine in zip((1, 2, 4, 8), gaussian_blurs(img, (1, 2, 4, 8))):
+            np.testing.assert_allclose(mine, ndimage.gaussian_filter(img, s, mode="reflect"),
+                                       atol=1e-6)
+        for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+            foot = np.zeros((11, 11), bool)
+            foot[5 + np.arange(-5, 6) * dy, 5 + np.arange(-5, 6) * dx] = True
+            want = ndimage.maximum_filter(img, footprint=foot) - ndimage.minimum_filter(
+                img, footprint=foot)
+            np.testing.assert_array_equal(line_range(img, dy, dx, 5), want)
+        np.testing.assert_allclose(box3(img, "constant"), ndimage.uniform_filter(
+            img, 3, mode="constant"), atol=1e-6)
+        stack = np.stack([img, 2 * img], -1)
+        np.testing.assert_allclose(box3(stack, "nearest"), ndimage.uniform_filter(
+            stack, (3, 3, 1), mode="nearest"), atol=1e-6)
+    img = rng.random((40, 50)).astype(np.float32)
+    lap = ndimage.convolve(img, np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32))
+    assert noise_sigma(img) == pytest.approx(np.sqrt(np.pi / 2) * np.abs(lap[1:-1, 1:-1]).mean()
+                                             / 6.0, rel=1e-5)
+
+
+def test_gir_detect_imports_stay_light_and_blocks_match_the_deblurrer():
+    """`gir detect` must not import scipy or the fitting code's scipy.signal (the 1 s budget),
+    and a photo up to 1280 px a side is one detection block, as it is one deblurring piece."""
+    import subprocess
+    import sys
+
+    from gir.rectifier.detect import BLOCK
+    from gir.rectifier.inference import AUTO_TILE_ABOVE
+
+    assert BLOCK == AUTO_TILE_ABOVE
+    code = ("import sys, gir.rectifier.detect, gir.rectifier.detect_fit, gir.data.imageio; "
+            "print(sorted(m for m in sys.modules if m.startswith(('scipy', 'sklearn', 'mlflow'))))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=ROOT)
+    assert proc.stdout.strip() == "[]"
+
+
+def test_bench_detect_times_the_function_and_the_command(tmp_path):
+    from gir.benchmarks.detect_speed import detect_speed_bench
+
+    result = detect_speed_bench(tmp_path, repeats=1)
+    assert 0 < result["in_process"]["wall_s"] < result["command"]["wall_s"]
+    assert json.loads((tmp_path / "detect_speed.json").read_text())["size"] == "1280x720"
+    assert "gir detect PHOTO" in (tmp_path / "detect_speed.md").read_text()

@@ -119,6 +119,11 @@ def _bench_args(p):
     p.add_argument("--train-memory", action="store_true",
                    help="peak RSS and images/s of `gir train` on 30 and 300 synthetic 1280x720 "
                         "pairs (streaming data: flat within 30%%); writes train_memory.md/json")
+    p.add_argument("--detect", action="store_true",
+                   help="time `gir detect` on a 1280x720 photo: detect() in process and the "
+                        "command end to end (target < 1 s); writes detect_speed.md/json")
+    p.add_argument("--detect-photo", default=None, metavar="IMAGE",
+                   help="--detect: the photo, resized to 1280x720 (default: a synthetic one)")
     add_ensemble(p, "also score every --model (with --batch: run the model)")
     add_bench_batch_flags(p)
 
@@ -138,6 +143,12 @@ def cmd_bench(args) -> int:
         params_file = args.params if Path(args.params).exists() else None  # else the defaults
         print(train_memory_bench(args.out, params_file=params_file)["markdown"])
         say(f"bench: wrote {args.out}/train_memory.md and train_memory.json")
+        return 0
+    if args.detect:
+        from gir.benchmarks.detect_speed import detect_speed_bench
+
+        print(detect_speed_bench(args.out, args.detect_photo)["markdown"])
+        say(f"bench: wrote {args.out}/detect_speed.md and detect_speed.json")
         return 0
     if args.heldout:
         from gir.benchmarks.heldout import heldout_bench

@@ -37,7 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
-from gir.rectifier.blur_features import TILE, spectrum_features, tile_features, tile_index, to_grey
+from gir.rectifier.blur_features import (
+    TILE,
+    box3,
+    spectrum_features,
+    tile_features,
+    tile_index,
+    to_grey,
+)
 
 DETECTOR_VERSION = "2"
 FLAT_AMPLITUDE = 0.012     # tiles with less structure than this (grey 0-1) are flat
@@ -226,7 +233,9 @@ def _blur_map(grey: np.ndarray, detector: Detector):
 
 
 # Tiled detection (issue 37, bounded memory on 50 MP photos): detect() maps the photo in blocks.
-BLOCK = 1024        # core side of each block, px (a multiple of TILE)
+# A photo up to 1280 px a side is one block, as it is one piece for the deblurrer
+# (gir.rectifier.inference.AUTO_TILE_ABOVE; tests/test_detect.py checks they agree).
+BLOCK = 1280        # core side of each block, px (a multiple of TILE)
 BLOCK_MARGIN = 64   # context each side of a block: more than any filter's reach (4 sigma = 32)
 
 
@@ -273,12 +282,9 @@ def image_features(labels: np.ndarray, prob: np.ndarray) -> np.ndarray:
         return np.zeros(len(IMAGE_QUANTILES) + 2, np.float32)
     # Each tile's log-odds averaged with its textured neighbours': a lone odd tile (a clipped
     # highlight, a JPEG block) counts less than a coherent region (a subject in focus).
-    from scipy import ndimage
-
     grid = np.where(textured, np.log(np.clip(prob, 1e-4, 1 - 1e-4) / (1 - np.clip(
         prob, 1e-4, 1 - 1e-4))), 0.0)
-    sums = ndimage.uniform_filter(grid, 3, mode="constant")
-    counts = ndimage.uniform_filter(textured.astype(float), 3, mode="constant")
+    sums, counts = box3(grid, "constant"), box3(textured.astype(float), "constant")
     logit = (sums / np.maximum(counts, 1e-9))[textured]
     return np.concatenate([np.quantile(logit, IMAGE_QUANTILES), [
         logit.mean(), (p >= 0.5).mean()]]).astype(np.float32)

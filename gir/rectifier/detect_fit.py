@@ -11,15 +11,18 @@ tone curve, quantised to 8 bits and often JPEG-compressed. The blur *families* d
   path, seen at one point of the frame), 3-30 px;
 - ``defocus``: polygonal apertures (5-9 blades) or disks of radius 1.5-6 px, half of them
   varying with depth (two radii blended across the frame by a smooth random field);
-- ``gaussian``: sigma 1-3 px.
+- ``gaussian``: sigma 1-3 px;
+- for the photo probability only, ``mild_motion``: random walks of 1.5-4 px.
 
 A *composite* blurs only a region (a moving subject: an ellipse, or one side of a line), puts
 a flat, slightly shaded patch in, and knows every pixel's truth; a *whole* image is all blurred
 (or, for the identity family ``sharp``, only noised and compressed). The tile network is fitted
 on composites of FIT_IMAGES; the blur type on whole blurred images of FIT_IMAGES; the photo-level
 probability and the operating-point thresholds on whole images of CALIBRATION_IMAGES, which the
-tile network never saw. All photos are the scikit-image sample photos the deblurrer's sample
-source uses; the independent benchmark (gir.benchmarks.detector) uses none of them.
+tile network never saw, Platt-scaled on leave-one-photo-out scores; the blur type's
+regularisation is chosen by leave-one-photo-out accuracy on FIT_IMAGES. All photos are the
+scikit-image sample photos the deblurrer's sample source uses; the independent benchmark
+(gir.rectifier.detect_eval.benchmark_items) uses none of them.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gir.data import blur
+# gir.data.blur (scipy.signal, ~0.5 s) is imported where a fit needs it: `gir detect` imports
+# this module for cached_fit only.
 from gir.rectifier.blur_features import TILE, block_mean, tile_features, to_grey
 from gir.rectifier.detect import (
     BLURRED,
@@ -52,7 +56,11 @@ CALIBRATION_IMAGES = ("astronaut", "motorcycle_left", "grass", "immunohistochemi
 HELD_OUT_IMAGES = CALIBRATION_IMAGES   # the composites' held-out scores use them too
 FAMILIES = ("motion", "linear", "shake", "defocus", "gaussian")
 TYPE_OF = {"motion": "motion", "linear": "motion", "shake": "motion", "defocus": "defocus",
-           "gaussian": "gaussian"}
+           "gaussian": "gaussian", "mild_motion": "motion"}
+# The photo probability is calibrated on these: mild motion (1.5-4 px) too, which a tile
+# barely shows, so that a photo with little blur evidence is not called sharp too confidently.
+CALIBRATION_FAMILIES = FAMILIES + ("mild_motion",)
+TYPE_C = (0.1, 0.3, 1.0, 3.0)   # blur-type regularisation tried (leave-one-photo-out CV)
 SIZE = 256
 IGNORE = 255
 
@@ -63,6 +71,7 @@ class Composite:
     truth: np.ndarray      # (ny, nx) tile truth: SHARP / BLURRED / FLAT / IGNORE
     kind: str              # the blur type (motion / defocus / gaussian) or "sharp"
     family: str = ""
+    photo: str = ""
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -100,6 +109,8 @@ def polygon_kernel(radius: float, blades: int, rotation: float) -> np.ndarray:
 def shake_kernel(extent: float, rng: np.random.Generator) -> np.ndarray:
     """The local kernel of a camera shake (gir.data.blur.shake_path: a smooth rotation path)
     at a random point of a 1024 x 768 frame: what a crop there sees, without warping frames."""
+    from gir.data import blur
+
     spec = blur.random_blur("shake", rng, shake_extent=(extent, extent))
     homs, _, _ = blur.shake_path(spec.params, (768, 1024))
     point = np.array([rng.uniform(0, 1023), rng.uniform(0, 767), 1.0])
@@ -121,6 +132,8 @@ def shake_kernel(extent: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def _defocus(rng: np.random.Generator, radius: float) -> np.ndarray:
+    from gir.data import blur
+
     if rng.random() < 0.5:
         return blur.defocus_kernel(radius)
     return polygon_kernel(radius, int(rng.integers(5, 10)), rng.uniform(0, np.pi))
@@ -136,8 +149,14 @@ def _smooth_field(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarra
 
 def blur_linear(x: np.ndarray, family: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """Blur a linear-light image with a fresh draw of family; returns it and what was drawn."""
+    from gir.data import blur
+
     if family == "motion":
         length = float(np.exp(rng.uniform(np.log(3), np.log(24))))
+        return blur.convolve(x, blur.motion_kernel(length, rng).astype(np.float64)), {
+            "extent": length}
+    if family == "mild_motion":
+        length = float(np.exp(rng.uniform(np.log(1.5), np.log(4))))
         return blur.convolve(x, blur.motion_kernel(length, rng).astype(np.float64)), {
             "extent": length}
     if family == "linear":
@@ -166,6 +185,8 @@ def blur_linear(x: np.ndarray, family: str, rng: np.random.Generator) -> tuple[n
 
 def camera_finish(linear: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Shot + read noise in linear light, the tone curve, 8 bits, and (often) a JPEG trip."""
+    from gir.data import blur
+
     y = blur.sensor_noise(linear, rng.uniform(0, 0.02), rng.uniform(0, 0.004), rng)
     out = np.clip(np.round(blur.linear_to_srgb(y) * 255), 0, 255).astype(np.uint8)
     if rng.random() < 0.6:
@@ -215,6 +236,8 @@ def make_composite(photo: np.ndarray, family: str, rng: np.random.Generator,
                    size: int = SIZE, partial: bool = True) -> Composite:
     """Part sharp, part blurred (family), part flat; partial=False blurs everything (no flat).
     family "sharp" is the identity: noise and compression only."""
+    from gir.data import blur
+
     sharp = blur.srgb_to_linear(_crop(photo, rng, size).astype(np.float64) / 255.0)
     if family == "sharp":
         blurred, truth = sharp, np.full((size, size), SHARP, np.uint8)
@@ -255,6 +278,7 @@ def composites(names, per_image: int, seed: int, partial: bool = True,
         for i in range(per_image):
             out.append(make_composite(photo, families[i % len(families)], rng, size,
                                       partial=partial))
+            out[-1].photo = name
     return out
 
 
@@ -272,9 +296,10 @@ def _tile_xy(comps: list[Composite]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _kind_xy(comps: list[Composite], probe: Detector) -> tuple[np.ndarray, np.ndarray]:
-    """Type features over the tiles the fitted tile network calls blurred, as at inference."""
-    xs, ys = [], []
+def _kind_xy(comps: list[Composite], probe: Detector):
+    """Type features over the tiles the fitted tile network calls blurred, as at inference;
+    (features, types, photos)."""
+    xs, ys, photos = [], [], []
     for c in comps:
         grey = to_grey(c.image)
         labels, _, tile_x = _blur_map(grey, probe)
@@ -283,30 +308,67 @@ def _kind_xy(comps: list[Composite], probe: Detector) -> tuple[np.ndarray, np.nd
         if f is not None:
             xs.append(f)
             ys.append(c.kind)
-    return np.stack(xs), np.array(ys)
+            photos.append(c.photo)
+    return np.stack(xs), np.array(ys), np.array(photos)
 
 
-def _image_xy(comps: list[Composite], probe: Detector) -> tuple[np.ndarray, np.ndarray]:
+def _image_xy(comps: list[Composite], probe: Detector):
     xs, ys = [], []
     for c in comps:
         labels, prob, _ = _blur_map(to_grey(c.image), probe)
         xs.append(image_features(labels, prob))
         ys.append(int(c.kind != "sharp"))
-    return np.stack(xs), np.array(ys)
+    return np.stack(xs), np.array(ys), np.array([c.photo for c in comps])
+
+
+def _out_of_fold(x: np.ndarray, y: np.ndarray, photos: np.ndarray, c: float) -> np.ndarray:
+    """Class probabilities of each row from a Linear fitted without its photo's rows."""
+    out = None
+    for photo in np.unique(photos):
+        held = photos == photo
+        p = Linear.fit(x[~held], y[~held], c=c).proba(x[held])
+        out = np.zeros((len(y), p.shape[1])) if out is None else out
+        out[held] = p
+    return out
+
+
+def fit_kinds(x: np.ndarray, y: np.ndarray, photos: np.ndarray) -> Linear:
+    """The blur-type classifier, its regularisation chosen by leave-one-photo-out accuracy on
+    the fitting photos (never by the benchmark)."""
+    classes = np.unique(y)
+    if any(len(np.unique(y[photos != p])) < len(classes) for p in np.unique(photos)):
+        return Linear.fit(x, y, c=TYPE_C[1])   # too few photos for folds with every type
+    accuracy = [(classes[_out_of_fold(x, y, photos, c).argmax(1)] == y).mean() for c in TYPE_C]
+    return Linear.fit(x, y, c=TYPE_C[int(np.argmax(accuracy))])
+
+
+def platt_scaled(image: Linear, x: np.ndarray, y: np.ndarray, photos: np.ndarray,
+                 c: float) -> tuple[Linear, np.ndarray]:
+    """image with a Platt scaling folded into its weights, fitted on leave-one-photo-out
+    scores (each photo scored by a model that never saw it), and those scores after it."""
+    from sklearn.linear_model import LogisticRegression
+
+    p = np.clip(_out_of_fold(x, y, photos, c)[:, 1], 1e-6, 1 - 1e-6)
+    logit = np.log(p / (1 - p))[:, None]
+    platt = LogisticRegression(C=1e4).fit(logit, y)
+    a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+    scaled = Linear(image.mean, image.scale, (a * np.asarray(image.coef)).tolist(),
+                    (a * np.asarray(image.intercept) + b).tolist(), image.classes)
+    return scaled, platt.predict_proba(logit)[:, 1]
 
 
 def fit_image_model(probe: Detector, seed: int, per_image: int) -> tuple[Linear, list]:
     """P(photo blurred) from the tile map, and the sharp photos' scores (for thresholds), on
     whole images of CALIBRATION_IMAGES: blurred every other draw, else sharp - all in focus
     (2 of 3), or with the subject in focus and the background not (shallow depth of field is
-    sharp)."""
+    sharp). Platt-scaled on leave-one-photo-out scores, which also set the thresholds: the
+    scores of photos the model did not see, as at use."""
     sharp = ("sharp", "sharp", "bokeh")
-    families = sum(((f, sharp[i % 3]) for i, f in enumerate(FAMILIES * 3)), ())
+    families = sum(((f, sharp[i % 3]) for i, f in enumerate(CALIBRATION_FAMILIES * 3)), ())
     calib = composites(CALIBRATION_IMAGES, 4 * per_image, seed, partial=False,
                        families=families, size=320)
-    x, y = _image_xy(calib, probe)
-    image = Linear.fit(x, y, c=0.3)
-    p = image.proba(x)[:, 1]
+    x, y, photos = _image_xy(calib, probe)
+    image, p = platt_scaled(Linear.fit(x, y, c=0.3), x, y, photos, c=0.3)
     return image, sorted(float(v) for v in p[y == 0])
 
 
@@ -316,14 +378,15 @@ def fit_detector(seed: int = 1234, per_image: int = 12) -> Detector:
     tiles = MLP.fit(*_tile_xy(composites(FIT_IMAGES, per_image, seed)), seed=seed)
     probe = Detector(tiles, kinds=None)
     # Every family on every photo even at a tiny per_image, so every type is fitted.
-    whole = composites(FIT_IMAGES, max(2 * per_image, len(FAMILIES)), seed + 1, partial=False,
+    whole = composites(FIT_IMAGES, max(6 * per_image, len(FAMILIES)), seed + 1, partial=False,
                        families=FAMILIES)
-    kinds = Linear.fit(*_kind_xy(whole, probe), c=0.3)
+    kinds = fit_kinds(*_kind_xy(whole, probe))
     image, sharp_scores = fit_image_model(probe, seed + 2, per_image)
     return Detector(tiles, kinds, image, sharp_scores,
                     fitted_on={"images": list(FIT_IMAGES),
                                "calibration_images": list(CALIBRATION_IMAGES),
-                               "families": list(FAMILIES), "seed": seed,
+                               "families": list(FAMILIES),
+                               "calibration_families": list(CALIBRATION_FAMILIES), "seed": seed,
                                "per_image": per_image, "linear_light": True,
                                "code": inference_hash()})
 
@@ -373,6 +436,8 @@ def cache_path() -> Path:
     import hashlib
 
     import sklearn
+
+    from gir.data import blur
 
     h = hashlib.sha256(sklearn.__version__.encode())
     for module in (blur, sys.modules[__name__]):
