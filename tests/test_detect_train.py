@@ -101,6 +101,15 @@ def test_train_register_and_promote(tmp_path, mlflow_uri, monkeypatch):
     # With no detector file here, get_detector() takes the registered champion.
     monkeypatch.delenv("GIR_DETECTOR", raising=False)
     monkeypatch.chdir(tmp_path / "reports")
+    monkeypatch.setenv("GIR_CACHE", str(tmp_path / "cache"))
+    assert get_detector().fitted_on == shipped.fitted_on
+    # A second process reads the champion from the SQLite store and its cached fit: no MLflow.
+    import gir.tracking.pyfunc
+    import gir.tracking.resolve
+
+    gir.tracking.resolve._DETECTORS.clear()
+    monkeypatch.setattr(gir.tracking.pyfunc, "load_registered_detector",
+                        lambda uri: pytest.fail("the cached champion should not load the pyfunc"))
     assert get_detector().fitted_on == shipped.fitted_on
 
 
