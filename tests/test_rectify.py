@@ -76,7 +76,8 @@ def test_cli_rectify_with_the_tiny_model(tmp_path, tiny_run):
     out = tmp_path / "out"
     proc = run_gir("rectify", str(tmp_path / "sharp.png"), str(tmp_path / "shaky.png"), "-o",
                    str(out), "--model", str(tiny_run.root / "models"), cwd=ROOT)
-    assert "rectify: 2 written (1 deblurred, 1 untouched), 0 failed" in proc.stderr
+    assert "rectify: 2 written, 0 failed, 0 skipped, 0 not processed (1 deblurred, 1 untouched)" \
+        in proc.stderr
     assert read_image(out / "shaky.png.png")[0].shape == (256, 256, 3)
 
 

@@ -15,7 +15,7 @@ def model_loader(args):
     from gir.tracking.resolve import resolve_deblurrer_with_source
 
     return lambda: resolve_deblurrer_with_source(args.model, args.device,
-                                                 runtime=getattr(args, "runtime", "torch"),
+                                                 runtime=getattr(args, "runtime", "auto"),
                                                  ensemble=getattr(args, "ensemble", 1))
 
 
@@ -69,8 +69,8 @@ def run_ledgered(args, task: str) -> int:
     actions = [w["action"].split(" ")[0] for w in report["written"]]
     kinds = f" ({', '.join(f'{actions.count(a)} {a}' for a in sorted(set(actions)))})" \
         if task == "rectify" and actions else ""
-    say(f"{task}: {c['written']} written{kinds}, {c['failed']} failed, {c['skipped']} skipped, "
-        f"{c['not_processed']} not processed -> {args.out}"
+    say(f"{task}: {c['written']} written, {c['failed']} failed, {c['skipped']} skipped, "
+        f"{c['not_processed']} not processed{kinds} -> {args.out}"
         + (f"; report {report['report']}" if report.get("report") else "")
         + (f"; model {report['model']}" if report["model"] else ""))
     code = 1 if report["failed"] or report["not_processed"] else 0

@@ -47,11 +47,12 @@ log = logging.getLogger("gir")
 
 
 # Measured peak memory (docs/serving.md: `gir serve` with the shipped model on 2 CPU cores,
-# psutil on the server): the idle server with model and detector loaded (~300 MB), what an
+# psutil on the server): the idle server with model and detector loaded (297 MB at 4dd4913,
+# 458 MB at c92cba5), what an
 # upload at work costs per megapixel (photo, grey copy, result, blur map: ~21 MB), and the
 # model's activations: whole-image inference up to AUTO_TILE_ABOVE px a side (~1,000 MB per
 # megapixel), AUTO_TILE-px tiles above that (a tile's worth). Rounded up.
-IDLE_MB = 400
+IDLE_MB = 500
 PER_MEGAPIXEL_MB = 25
 ACTIVATIONS_MB_PER_MEGAPIXEL = 1000
 WHOLE_IMAGE_MEGAPIXELS = AUTO_TILE_ABOVE ** 2 / 1e6     # above: tiled (gir.rectifier.inference)
