@@ -15,7 +15,7 @@ def model_loader(args):
     from gir.tracking.resolve import resolve_deblurrer_with_source
 
     return lambda: resolve_deblurrer_with_source(args.model, args.device,
-                                                 runtime=getattr(args, "runtime", "torch"),
+                                                 runtime=getattr(args, "runtime", "auto"),
                                                  ensemble=getattr(args, "ensemble", 1))
 
 

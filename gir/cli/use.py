@@ -54,8 +54,10 @@ def _deblur_args(p):
 
 def _deblur_cmd_args(p):
     _deblur_args(p)
-    p.add_argument("--runtime", default="torch", choices=["torch", "onnx"],
-                   help="onnx: run an exported .onnx model (--model) with onnxruntime on CPU")
+    p.add_argument("--runtime", default="auto", choices=["auto", "torch", "onnx"],
+                   help="auto: onnxruntime on CPU for the shipped model and cached champions "
+                        "(the same weights as an ONNX graph), else PyTorch; torch: always "
+                        "PyTorch; onnx: run an exported .onnx model (--model) with onnxruntime")
 
 
 @command("deblur", "deblur photos with a registered model")(_deblur_cmd_args)
