@@ -22,25 +22,18 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from tests.helpers import ROOT, KfpRecorder, tiny_params  # noqa: E402
 
-# End-to-end files: whole pipelines, real servers, subprocess training, DVC/KFP runs. They are
-# marked `slow` here (make test-fast leaves them out; make test runs everything).
-SLOW_FILES = {
-    "test_batch_events.py", "test_batch_pipeline.py", "test_batch_s3.py", "test_batch_watch.py",
-    "test_chaos.py", "test_container.py", "test_corpus.py", "test_detect_train.py",
-    "test_dvc.py", "test_dvc_resume.py", "test_dvc_source.py", "test_gpu_lease.py",
-    "test_heldout.py", "test_kubeflow_retry.py", "test_listing.py", "test_mlflow_ui.py",
-    "test_pipeline_e2e.py", "test_pipeline_kfp_local.py", "test_rest.py", "test_s3_remote.py",
-    "test_sources_pipeline.py", "test_sweep.py", "test_tracking_runs.py", "test_train_ddp.py",
-    "test_train_resume.py", "test_web_load.py",
-}
-SLOW_FOLDERS = {"e2e", "slow"}   # or put a file under tests/e2e/
+# Tests mirror the packages (tests/data/ tests gir/data/, ...) and run in process, fast; the
+# end-to-end ones (whole pipelines, real servers, subprocess training, DVC/KFP runs) live in
+# tests/e2e/ and are marked `slow` from their folder: make test-fast leaves them out, make test
+# runs everything.
+SLOW_FOLDERS = {"e2e"}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark every test of an end-to-end file (by name or folder), and every browser test, slow."""
+    """Mark every test under tests/e2e/, and every browser test, slow."""
     for item in items:
         path = Path(str(item.fspath))
-        if (path.name in SLOW_FILES or SLOW_FOLDERS & set(path.parent.relative_to(ROOT).parts)
+        if (SLOW_FOLDERS & set(path.parent.relative_to(ROOT).parts)
                 or item.get_closest_marker("browser")):
             item.add_marker(pytest.mark.slow)
 

@@ -46,7 +46,7 @@ WEIGHTS = Range(ge=0, msg="weights must be 0 or more")
 
 # Names kept in registries of higher layers (gir.nn, gir.data.sources, gir.rectifier.scoring),
 # which config may not import (imports point down). They are spelled here so that a typo fails
-# at load, and tests/test_config.py checks that each list equals its registry.
+# at load, and tests/config/test_config.py checks that each list equals its registry.
 GeneratorName = Literal["fourier_unet", "nafnet", "resnet"]
 DiscriminatorName = Literal["patchgan"]
 SourceName = Literal["sample", "gopro", "folder", "unsplash", "dvc"]

@@ -234,7 +234,7 @@ def _blur_map(grey: np.ndarray, detector: Detector):
 
 # Tiled detection (issue 37, bounded memory on 50 MP photos): detect() maps the photo in blocks.
 # A photo up to 1280 px a side is one block, as it is one piece for the deblurrer
-# (gir.rectifier.inference.AUTO_TILE_ABOVE; tests/test_detect.py checks they agree).
+# (gir.rectifier.inference.AUTO_TILE_ABOVE; tests/rectifier/test_detect.py checks they agree).
 BLOCK = 1280        # core side of each block, px (a multiple of TILE)
 BLOCK_MARGIN = 64   # context each side of a block: more than any filter's reach (4 sigma = 32)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-FIXTURE = Path(__file__).parent / "fixtures" / "pre_refactor_model"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "pre_refactor_model"
 
 
 def _png_b64(rgb: np.ndarray) -> str:

@@ -47,7 +47,7 @@ def compiled(tmp_path_factory):
 
 def test_seven_steps_in_order_and_the_detector_beside_them(compiled):
     tasks = compiled[0]["root"]["dag"]["tasks"]
-    # + train's per-run checkpoint volume (tests/test_kubeflow_cluster.py)
+    # + train's per-run checkpoint volume (tests/pipelines/test_kubeflow_cluster.py)
     assert sorted(tasks) == sorted(ALL_TASKS + ["createpvc", "deletepvc"])
     for before, after in zip(STEPS, STEPS[1:]):
         assert before in tasks[after].get("dependentTasks", []), (before, after)

@@ -21,7 +21,7 @@ from PIL import Image
 from gir.data.corpus import COLUMNS, CORPUS_CSV, build_corpus, read_corpus_manifest
 from gir.errors import GirError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "corpus" / "manifest.csv"
 PKG, VERSION = "gir-test-photos", "1:1.0-1"  # an epoch, as apt names it in the file: 1%3a1.0-1
 BG = "usr/share/backgrounds"

@@ -114,7 +114,7 @@ def test_api_refuses_other_image_formats(client):
 
 
 def test_api_refuses_a_chunked_body_over_the_limit(client):
-    """(That it is refused before the rest is sent: tests/test_web_load.py, on a real socket.)"""
+    """(That it is refused before the rest is sent: tests/e2e/test_web_load.py, on a real socket.)"""
 
     def body():
         for _ in range(100):            # 100 x 10 kB, no Content-Length: chunked

@@ -27,7 +27,7 @@ from gir.data.blur import degrade, random_blur
 from gir.data.imageio import encode_png
 from gir.data.sources.sample import load_sample_image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -220,7 +220,7 @@ def kept_checker(url: str, ttl: float, margin: float = 20.0):
 
 
 def main(argv: list[str]) -> None:
-    """By hand (docs/serving.md's table): `python -m tests.test_web_load H W N CONCURRENT
+    """By hand (docs/serving.md's table): `python -m tests.e2e.test_web_load H W N CONCURRENT
     [--detect-only K] [--ttl SECONDS] [--waiting W]`: N uploads at once of an H x W PNG, K of
     them sharp (detect only, not deblurred; default: one in three); with --ttl, every 200's
     result is fetched again near the end of its ttl and checked gone after it."""
@@ -234,7 +234,7 @@ def main(argv: list[str]) -> None:
     from gir.config import load_params
     from gir.serving.webapp import Limits, memory_bound_mb
 
-    ap = argparse.ArgumentParser(prog="python -m tests.test_web_load")
+    ap = argparse.ArgumentParser(prog="python -m tests.e2e.test_web_load")
     for name in ("h", "w", "n", "concurrent"):
         ap.add_argument(name, type=int)
     ap.add_argument("--detect-only", type=int, default=None)

@@ -1,6 +1,6 @@
 """GoPro-layout and Unsplash (loopback API) sources each feed the whole pipeline through to a
-registered model. The folder source does it from s3:// in tests/test_s3_remote.py (a local
-folder is the same code with a local filesystem; it is gated in tests/test_gate_bad_inputs.py)."""
+registered model. The folder source does it from s3:// in tests/e2e/test_s3_remote.py (a local
+folder is the same code with a local filesystem; it is gated in tests/steps/test_gate_bad_inputs.py)."""
 
 from __future__ import annotations
 
