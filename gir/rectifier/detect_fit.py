@@ -420,14 +420,16 @@ SHIPPED_FIT = Path(__file__).with_name("detector_fit.json")   # the built-in fit
 
 def inference_hash() -> str:
     """What a fitted detector's numbers mean: a hash of the feature and decision code. A fit
-    made under another hash would read its inputs wrongly, so it is not used."""
+    made under another hash would read its inputs wrongly, so it is not used. The code is
+    hashed as parsed (ast.dump): an edited comment or blank line keeps the fit."""
+    import ast
     import hashlib
 
     from gir.rectifier import blur_features, detect
 
     h = hashlib.sha256(DETECTOR_VERSION.encode())
     for module in (blur_features, detect):
-        h.update(Path(module.__file__).read_bytes())
+        h.update(ast.dump(ast.parse(Path(module.__file__).read_text())).encode())
     return h.hexdigest()[:12]
 
 
