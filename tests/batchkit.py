@@ -8,7 +8,6 @@ in this process or in a `gir` subprocess, reaches nothing but 127.0.0.1.
 from __future__ import annotations
 
 import io
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -17,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-         "AWS_DEFAULT_REGION": "us-east-1"}
+from tests.helpers import moto_s3
+
 SIDE = 48
 # For `gir` subprocesses: one torch thread. On a shared, busy machine two OpenMP threads spin
 # against each other and make a 48x48 photo 30x slower; one thread is what a batch test needs.
@@ -36,27 +35,8 @@ BROKEN = {   # name -> what the report must say about it
 @pytest.fixture(scope="module")
 def s3():
     """(endpoint URL, boto3 client) of a fresh moto S3 server; AWS env set for the module."""
-    import logging
-
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    keys = [*CREDS, "AWS_ENDPOINT_URL"]
-    saved = {k: os.environ.get(k) for k in keys}
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    os.environ.update(CREDS)
-    os.environ["AWS_ENDPOINT_URL"] = url
-    yield url, boto3.client("s3", endpoint_url=url)
-    server.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with moto_s3() as server:
+        yield server
 
 
 def photos(n: int, seed: int = 0) -> dict[str, bytes]:
@@ -259,3 +239,11 @@ def _close(sock) -> None:
     except OSError:
         pass
     sock.close()
+
+
+def versioned_buckets(client, src: str, dst: str) -> None:
+    """A source bucket and a versioned destination bucket: outputs written twice show as two
+    versions of one key, so a test can count duplicates."""
+    client.create_bucket(Bucket=src)
+    client.create_bucket(Bucket=dst)
+    client.put_bucket_versioning(Bucket=dst, VersioningConfiguration={"Status": "Enabled"})

@@ -208,3 +208,38 @@ class KfpRecorder(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+S3_CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@contextlib.contextmanager
+def moto_s3(endpoint_env: bool = True):
+    """(endpoint URL, boto3 client) of a fresh moto S3 server on 127.0.0.1, with test AWS
+    credentials in the environment (and AWS_ENDPOINT_URL pointing at it when endpoint_env;
+    else unset, for code that must be given the endpoint); the environment is restored after."""
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    saved = {k: os.environ.get(k) for k in [*S3_CREDS, "AWS_ENDPOINT_URL"]}
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    os.environ.update(S3_CREDS)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    if endpoint_env:
+        os.environ["AWS_ENDPOINT_URL"] = url
+    try:
+        yield url, boto3.client("s3", endpoint_url=url)
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

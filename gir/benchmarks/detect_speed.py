@@ -49,18 +49,14 @@ def in_process(photo: Path, repeats: int, detector_file: str | None) -> dict:
     """Median wall and CPU seconds of detect() on the photo, the detector loaded once."""
     from gir.data.imageio import read_image
     from gir.rectifier.detect import detect
+    from gir.rectifier.detect_eval import seconds_per_photo
     from gir.tracking.resolve import resolve_detector
 
     detector = resolve_detector(detector_file)
     rgb, _ = read_image(str(photo))
     detect(rgb, detector)    # warm: first-call allocations are not what a server pays
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        detect(rgb, detector)
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return {"wall_s": round(float(np.median(wall)), 3), "cpu_s": round(float(np.median(cpu)), 3)}
+    t = seconds_per_photo(detector, rgb, (rgb.shape[1], rgb.shape[0]), repeats)
+    return {"wall_s": t["wall"], "cpu_s": t["cpu"]}
 
 
 def command(photo: Path, repeats: int, detector_file: str | None) -> dict:

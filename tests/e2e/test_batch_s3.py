@@ -32,6 +32,7 @@ from batchkit import (  # noqa: F401
     s3,
     tiny_model,
     upload,
+    versioned_buckets,
 )
 from gir.errors import GirError
 from tests.helpers import run_gir
@@ -42,9 +43,7 @@ SRC, DST = "gir-incoming", "gir-deblurred"
 def test_prefix_of_300_with_5_broken_then_a_second_run_does_nothing(s3, tiny_model,
                                                                     detector_file, tmp_path):
     url, client = s3
-    client.create_bucket(Bucket=SRC)
-    client.create_bucket(Bucket=DST)
-    client.put_bucket_versioning(Bucket=DST, VersioningConfiguration={"Status": "Enabled"})
+    versioned_buckets(client, SRC, DST)
     good = photos(295)
     upload(client, SRC, "incoming/", {**good, **broken()})
     sources_before = {o["Key"]: o["ETag"] for o in client.list_objects_v2(

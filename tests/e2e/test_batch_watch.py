@@ -15,7 +15,19 @@ import subprocess
 import sys
 import time
 
-from batchkit import FAST, broken, decodes, detector_file, get, keys, photos, s3, tiny_model, upload  # noqa: F401
+from batchkit import (  # noqa: F401
+    FAST,
+    broken,
+    decodes,
+    detector_file,
+    get,
+    keys,
+    photos,
+    s3,
+    tiny_model,
+    upload,
+    versioned_buckets,
+)
 
 SRC, DST = "gir-watch-in", "gir-watch-out"
 GOOD, KILL_AT = 60, (8, 24, 44)    # ledger entries seen before each kill -9
@@ -45,9 +57,7 @@ def wait_for(proc, client, count: int, timeout: float = 120) -> int:
 def test_kill_9_three_times_mid_backlog_then_everything_exactly_once(s3, tiny_model,
                                                                    detector_file, tmp_path):
     url, client = s3
-    client.create_bucket(Bucket=SRC)
-    client.create_bucket(Bucket=DST)
-    client.put_bucket_versioning(Bucket=DST, VersioningConfiguration={"Status": "Enabled"})
+    versioned_buckets(client, SRC, DST)
     good = photos(GOOD, seed=3)
     bad = broken()
     upload(client, SRC, "incoming/", {**good, **bad})

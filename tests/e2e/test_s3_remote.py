@@ -9,7 +9,6 @@ environment variables in all three.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,38 +17,15 @@ import pytest
 
 from datatrees import make_folder_tree, run_pipeline, tree_hashes
 from gir.data.manifest import read_manifest
-from tests.helpers import run_gir, tiny_params
-
-CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-         "AWS_DEFAULT_REGION": "us-east-1"}
+from tests.helpers import moto_s3, run_gir, tiny_params
 
 
 @pytest.fixture(scope="module")
 def s3():
-    """A moto S3 server on 127.0.0.1 and a boto3 client for it; AWS creds set for the module."""
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-
-    saved = {k: os.environ.get(k) for k in [*CREDS, "AWS_ENDPOINT_URL"]}
-    os.environ.update(CREDS)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=url)
-    yield url, client
-    server.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    """A moto S3 server on 127.0.0.1 and a boto3 client for it; AWS creds set for the module
+    (AWS_ENDPOINT_URL left unset: the DVC remote and sources are given the endpoint)."""
+    with moto_s3(endpoint_env=False) as server:
+        yield server
 
 
 def _upload(client, bucket: str, prefix: str, root: Path) -> None:
