@@ -58,10 +58,10 @@ def champion_in_sqlite(uri: str, name: str, alias: str) -> tuple[str, str] | tup
 
 def cached_champion(version: str, digest: str) -> Path | None:
     """The folder holding that version's generator files, if cached."""
-    from gir.rectifier.inference import SPEC_FILE, WEIGHTS_FILE
+    from gir.nn.shipped import SPEC, WEIGHTS  # torch-free (gir.rectifier.inference is not)
 
     folder = cache_root() / "models" / digest
-    if (folder / SPEC_FILE).is_file() and (folder / WEIGHTS_FILE).is_file():
+    if (folder / SPEC).is_file() and (folder / WEIGHTS).is_file():
         return folder
     return None
 
