@@ -94,10 +94,10 @@ def remember_champion(version: str, digest: str, uri: str) -> Path | None:
 def _add_onnx(folder: Path) -> None:
     """The ONNX graph of the cached weights, which CPU inference runs (about twice as fast, no
     torch import); a generator the exporter cannot take is simply cached without one."""
-    from gir.errors import GirError
     from gir.rectifier.onnx_runtime import ONNX_FILE, export_onnx
 
     try:
         export_onnx(folder, folder / ONNX_FILE)
-    except GirError as exc:
+    except Exception as exc:  # noqa: BLE001 - the weights are cached either way
+        (folder / ONNX_FILE).unlink(missing_ok=True)
         log.debug("gir: model cache: no ONNX graph (%s)", exc)
