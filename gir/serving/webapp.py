@@ -37,7 +37,7 @@ import numpy as np
 from gir.data.imageio import DEFAULT_MAX_PIXELS
 from gir.errors import BusyError, GirError, ProcessingError, TooLargeError, UnsupportedFormatError
 from gir.rectifier.ensemble import check_ensemble, with_ensemble
-from gir.rectifier.inference import AUTO_TILE, AUTO_TILE_ABOVE
+from gir.rectifier.tiling import AUTO_TILE, AUTO_TILE_ABOVE
 
 STATIC = Path(__file__).with_name("static")
 ALLOWED_FORMATS = {"PNG", "JPEG", "WEBP", "TIFF", "BMP"}
@@ -55,7 +55,7 @@ log = logging.getLogger("gir")
 IDLE_MB = 500
 PER_MEGAPIXEL_MB = 25
 ACTIVATIONS_MB_PER_MEGAPIXEL = 1000
-WHOLE_IMAGE_MEGAPIXELS = AUTO_TILE_ABOVE ** 2 / 1e6     # above: tiled (gir.rectifier.inference)
+WHOLE_IMAGE_MEGAPIXELS = AUTO_TILE_ABOVE ** 2 / 1e6     # above: tiled (gir.rectifier.tiling)
 TILE_MEGAPIXELS = AUTO_TILE ** 2 / 1e6
 
 
