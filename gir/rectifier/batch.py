@@ -538,9 +538,10 @@ class OrderedWriter:
 
         def job():
             try:
-                if lease is not None and lease.lost:   # another worker has it now
+                if lease is not None and lease.lost:   # another worker may have it now
                     return Skipped(outcome.input, "claim lost to another worker mid-work "
-                                   "(its renewal came too late; see batch.lease_s)")
+                                   "(it expired before a renewal reached the storage; see "
+                                   "batch.lease_s)")
                 for rel, data in files.items():
                     dest.write(rel, data)
                 if entry is not None:

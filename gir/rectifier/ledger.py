@@ -127,7 +127,8 @@ def new_owner() -> str:
 @dataclass
 class Lease:
     """This worker's claim on one input until `expires` (epoch seconds); lost: another worker
-    holds it now (it expired before a renewal reached it)."""
+    may hold it now (it expired before a renewal reached it, or the storage could not be
+    reached to renew it before it expired)."""
 
     rel: str
     owner: str
@@ -206,13 +207,15 @@ class Leases:
                 self._beat.start()
 
     def _heartbeat(self) -> None:
-        """Renew the held claims every seconds/3, until none is held."""
+        """Renew the held claims every seconds/3, until none is held (or every one held is
+        lost: a claim that could not be renewed before it expired is given up, since another
+        worker may take it over from then on)."""
         period = max(0.02, self.seconds / 3)
         while True:
             with self._cond:
                 self._cond.wait(period)
                 due = [lease for lease in self.held.values() if not lease.lost]
-                if not self.held:
+                if not due:
                     self._beat = None
                     return
             for lease in due:
@@ -222,7 +225,13 @@ class Leases:
                     try:
                         self.renew(lease)
                     except Exception as exc:  # noqa: BLE001 - the endpoint: next beat again
-                        log.warning("gir: cannot renew the claim on %s: %s", lease.rel, exc)
+                        if time.time() >= lease.expires:
+                            lease.lost = True
+                            log.warning("gir: lost the claim on %s: it expired while the "
+                                        "storage could not be reached (%s)", lease.rel, exc)
+                        else:
+                            log.warning("gir: cannot renew the claim on %s: %s",
+                                        lease.rel, exc)
 
     def release(self, lease: Lease | None) -> None:
         """Give rel back (after its ledger entry, or when it was not processed); only our own

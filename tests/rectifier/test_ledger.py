@@ -46,10 +46,26 @@ def test_failed_entries_stand_for_their_model_version_only():
     assert not is_current(done, "deblur", True, "v1") and is_current(done, "deblur", False, None)
 
 
+_made: list = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_heartbeats():
+    """Claims a test leaves held are dropped at its end, so no heartbeat outlives the test
+    (one renewing against a stopped S3 server would warn into later tests' output)."""
+    yield
+    while _made:
+        leases = _made.pop()
+        with leases._cond:
+            leases.held.clear()
+            leases._cond.notify_all()
+
+
 def leases_on(loc, seconds: float = 30):
     from gir.rectifier.ledger import Leases
 
-    return Leases(loc, seconds)
+    _made.append(Leases(loc, seconds))
+    return _made[-1]
 
 
 def check_leases(loc) -> None:
@@ -137,9 +153,11 @@ def check_renewal(loc) -> None:
     assert lease.expires > first + 0.5 and not lease.lost
     assert json.loads(loc.read_stamped(lease_name("p/slow.png"))[0])["expires"] > time.time()
     a.release(lease)
-    assert b.claim("p/slow.png")[0] is not None
+    lease_b = b.claim("p/slow.png")[0]
+    assert lease_b is not None
+    b.release(lease_b)
     time.sleep(0.3)
-    assert a._beat is None                          # the heartbeat ends with the last claim
+    assert a._beat is None and b._beat is None      # the heartbeat ends with the last claim
 
 
 def test_a_claim_held_past_its_lease_is_renewed_on_a_folder(tmp_path):
@@ -154,6 +172,26 @@ def test_a_claim_held_past_its_lease_is_renewed_on_s3(s3):
     url, client = s3
     client.create_bucket(Bucket="gir-renew")
     check_renewal(Location("s3://gir-renew/dst"))
+
+
+def test_a_claim_that_cannot_be_renewed_before_it_expires_is_given_up(tmp_path, caplog):
+    """Storage gone mid-work: the heartbeat warns, and once the claim has expired marks it lost
+    (another worker may take it over now) and stops, instead of retrying for ever."""
+    from gir.data.storage import Location
+
+    loc = Location(tmp_path)
+    a = leases_on(loc, seconds=0.3)
+    lease, _ = a.claim("p/x.png")
+
+    def unreachable(*args, **kwargs):
+        raise OSError("endpoint unreachable")
+    loc.read_stamped = unreachable
+    t_end = time.monotonic() + 5
+    while a._beat is not None and time.monotonic() < t_end:
+        time.sleep(0.05)
+    assert lease.lost and a._beat is None
+    warned = [r.getMessage() for r in caplog.records if "p/x.png" in r.getMessage()]
+    assert warned and "expired" in warned[-1] and len(warned) <= 4, warned
 
 
 def test_a_renewal_after_a_takeover_loses_the_claim(tmp_path):
