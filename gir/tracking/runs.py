@@ -69,13 +69,39 @@ def setup(cfg: MlflowConfig, experiment: bool = True):
 
     for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(tracking_uri(cfg))
+    uri = tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)
     if experiment:
-        exp = mlflow.set_experiment(cfg.experiment)
+        exp = use_experiment(mlflow, cfg.experiment)
         if any(exp.tags.get(k) != v for k, v in EXPERIMENT_KIND.items()):
             for key, value in EXPERIMENT_KIND.items():
                 mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, key, value)
     return mlflow
+
+
+def artifacts_beside(uri: str) -> str | None:
+    """For a SQLite store, the folder mlruns/ next to its database file (as a file URI), else
+    None (a server decides). MLflow's own default is ./mlruns under whatever directory the
+    first run happened to start in, so a store used from a subfolder, or a test's store in a
+    temporary folder, would scatter its artifacts into the current directory."""
+    db = uri.removeprefix("sqlite:///").split("?")[0] if uri.startswith("sqlite:///") else ""
+    if db in ("", ":memory:"):
+        return None
+    return (Path(db).resolve().parent / "mlruns").as_uri()
+
+
+def use_experiment(mlflow, name: str):
+    """mlflow.set_experiment, creating a new experiment with its artifacts beside a SQLite
+    store (artifacts_beside); an existing experiment keeps the location it was made with."""
+    location = artifacts_beside(mlflow.get_tracking_uri())
+    if location and mlflow.get_experiment_by_name(name) is None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mlflow.create_experiment(name, artifact_location=location)
+        except MlflowException:   # another process created it meanwhile
+            pass
+    return mlflow.set_experiment(name)
 
 
 def git_commit() -> str:

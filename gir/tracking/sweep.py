@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gir.config import Params, flatten, load_params, to_dict
 from gir.errors import GirError
-from gir.tracking.runs import STEP_TAG, SWEEP_TAG, process_tags
+from gir.tracking.runs import STEP_TAG, SWEEP_TAG, process_tags, use_experiment
 
 PARENT_STEP = "sweep"
 
@@ -110,7 +110,7 @@ def new_sweep_id() -> str:
 def start_parent(mlflow, experiment: str, sweep_id: str, grid, engine: str) -> str:
     """The parent run the children nest under (RUNNING until finish); returns its id."""
     client = mlflow.MlflowClient()
-    exp = mlflow.set_experiment(experiment)
+    exp = use_experiment(mlflow, experiment)
     name = "sweep-" + "-".join(k.split(".")[-1] for k, _ in grid) + f"-{engine}-{sweep_id}"
     run = client.create_run(exp.experiment_id, run_name=name, tags={
         STEP_TAG: PARENT_STEP, SWEEP_TAG: sweep_id, "engine": engine,
