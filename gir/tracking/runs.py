@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -79,21 +80,22 @@ def setup(cfg: MlflowConfig, experiment: bool = True):
     return mlflow
 
 
-def artifacts_beside(uri: str) -> str | None:
-    """For a SQLite store, the folder mlruns/ next to its database file (as a file URI), else
+def artifacts_beside(uri: str, experiment: str) -> str | None:
+    """For a SQLite store, mlruns/<experiment> next to its database file (as a file URI), else
     None (a server decides). MLflow's own default is ./mlruns under whatever directory the
     first run happened to start in, so a store used from a subfolder, or a test's store in a
     temporary folder, would scatter its artifacts into the current directory."""
     db = uri.removeprefix("sqlite:///").split("?")[0] if uri.startswith("sqlite:///") else ""
     if db in ("", ":memory:"):
         return None
-    return (Path(db).resolve().parent / "mlruns").as_uri()
+    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("._") or "experiment"
+    return (Path(db).resolve().parent / "mlruns" / folder).as_uri()
 
 
 def use_experiment(mlflow, name: str):
     """mlflow.set_experiment, creating a new experiment with its artifacts beside a SQLite
     store (artifacts_beside); an existing experiment keeps the location it was made with."""
-    location = artifacts_beside(mlflow.get_tracking_uri())
+    location = artifacts_beside(mlflow.get_tracking_uri(), name)
     if location and mlflow.get_experiment_by_name(name) is None:
         from mlflow.exceptions import MlflowException
 

@@ -19,7 +19,7 @@ def test_a_new_experiment_keeps_its_artifacts_beside_the_sqlite_store(tmp_path, 
                                 experiment="beside"))
     with mlflow.start_run() as run:
         mlflow.log_text("hello", "note.txt")
-    assert run.info.artifact_uri.startswith((tmp_path / "store" / "mlruns").as_uri())
+    assert run.info.artifact_uri.startswith((tmp_path / "store" / "mlruns" / "beside").as_uri())
     assert (tmp_path / "store" / "mlruns").is_dir() and not os.listdir(elsewhere)
 
     # An experiment that exists keeps the location it was made with.
@@ -33,7 +33,9 @@ def test_a_new_experiment_keeps_its_artifacts_beside_the_sqlite_store(tmp_path, 
 def test_only_a_sqlite_file_store_has_a_location_beside_it(tmp_path):
     from gir.tracking.runs import artifacts_beside
 
-    assert artifacts_beside(f"sqlite:///{tmp_path}/a.db?timeout=5") == (tmp_path
-                                                                       / "mlruns").as_uri()
-    assert artifacts_beside("sqlite:///:memory:") is None
-    assert artifacts_beside("http://mlflow:5000") is None
+    assert artifacts_beside(f"sqlite:///{tmp_path}/a.db?timeout=5", "gir") == (
+        tmp_path / "mlruns" / "gir").as_uri()
+    assert artifacts_beside(f"sqlite:///{tmp_path}/a.db", "a/b c") == (
+        tmp_path / "mlruns" / "a_b_c").as_uri()      # one folder, whatever the name
+    assert artifacts_beside("sqlite:///:memory:", "gir") is None
+    assert artifacts_beside("http://mlflow:5000", "gir") is None
