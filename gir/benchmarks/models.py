@@ -283,4 +283,5 @@ def _log(params: Params, out_dir: Path, rows: list[dict], qual: dict | None) -> 
         if qual:
             mlflow.log_metrics({f"test.{m}.{k}": float(np.round(v[k], 4))
                                 for m, v in qual["methods"].items() for k in ("psnr", "ssim")})
-        mlflow.log_artifacts(str(out_dir), "bench")
+        for name in ("bench.md", "bench.json"):   # what bench wrote, not the whole folder
+            mlflow.log_artifact(str(out_dir / name), "bench")

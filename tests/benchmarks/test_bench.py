@@ -68,6 +68,13 @@ def test_bench_table_for_every_generator(tiny_run, tmp_path, mlflow_uri):
     assert saved["quality"]["pairs"] == tiny_run.metrics["pairs"]
     md = (tmp_path / "bench.md").read_text()
     assert "| nafnet |" in md and "| wiener |" in md
+    # The run holds what bench wrote, not the folder: here the folder also holds the store.
+    import mlflow
+
+    run = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                             filter_string="attributes.run_name = 'bench'")[0]
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "bench")}
+    assert logged == {"bench/bench.md", "bench/bench.json"}
 
 
 def test_bench_bad_input_is_one_line(tmp_path):
