@@ -70,8 +70,7 @@ def setup(cfg: MlflowConfig, experiment: bool = True):
 
     for noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    uri = tracking_uri(cfg)
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(tracking_uri(cfg))
     if experiment:
         exp = use_experiment(mlflow, cfg.experiment)
         if any(exp.tags.get(k) != v for k, v in EXPERIMENT_KIND.items()):
