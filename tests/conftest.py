@@ -1,7 +1,8 @@
 """Shared fixtures: isolated MLflow stores, a tiny config, and one tiny pipeline run per session.
 
 Every test runs with telemetry off and MLflow pointed at a temporary SQLite store, so the
-suite never touches the project's own mlflow.db and never reaches the network.
+suite never touches the project's own mlflow.db nor mlruns/ (checked at the end of the
+session) and never reaches the network.
 """
 
 from __future__ import annotations
@@ -27,6 +28,27 @@ from tests.helpers import ROOT, KfpRecorder, tiny_params  # noqa: E402
 # tests/e2e/ and are marked `slow` from their folder: make test-fast leaves them out, make test
 # runs everything.
 SLOW_FOLDERS = {"e2e"}
+
+
+def _runs_in_checkout() -> set[str]:
+    """Run folders under the checkout's mlruns/ (mlruns/<experiment>/<run>)."""
+    folder = ROOT / "mlruns"
+    return {str(p.relative_to(folder)) for p in folder.glob("*/*")} if folder.is_dir() else set()
+
+
+_RUNS_BEFORE = _runs_in_checkout()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the session if a test wrote MLflow artifacts into the checkout's mlruns/ (a test
+    store keeps them beside its database in tmp_path: gir.tracking.runs.use_experiment)."""
+    if hasattr(session.config, "workerinput"):     # an xdist worker: the controller checks
+        return
+    new = sorted(_runs_in_checkout() - _RUNS_BEFORE)
+    if new:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        sys.stderr.write(f"\ntests wrote {len(new)} run folder(s) into {ROOT / 'mlruns'}: "
+                         f"{', '.join(new[:5])} (use gir.tracking.runs.use_experiment)\n")
 
 
 def pytest_collection_modifyitems(config, items):

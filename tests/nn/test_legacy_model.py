@@ -39,9 +39,10 @@ def test_pre_refactor_model_registered_resolves_by_uri(tmp_path, mlflow_uri):
     import mlflow
 
     from gir.tracking.resolve import resolve_deblurrer
+    from gir.tracking.runs import use_experiment
 
     mlflow.set_tracking_uri(mlflow_uri)
-    mlflow.set_experiment("legacy")
+    use_experiment(mlflow, "legacy")     # its artifacts in tmp_path, not ./mlruns
     with mlflow.start_run() as run:
         mlflow.log_artifacts(str(FIXTURE / "deblur"), "model")
     version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "gir-legacy")
