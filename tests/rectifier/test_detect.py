@@ -37,11 +37,19 @@ def test_blur_map_on_composites_of_photos_the_tiles_never_saw(blur_map_scores):
 def test_builtin_fit_is_shipped_current_and_fitted_on_sample_photos_only():
     from gir.benchmarks.heldout import HELDOUT_PHOTOS
     from gir.rectifier.detect import load_detector
-    from gir.rectifier.detect_fit import CALIBRATION_IMAGES, FIT_IMAGES, SHIPPED_FIT, inference_hash
+    from gir.rectifier.detect_fit import (
+        CALIBRATION_IMAGES,
+        FIT_IMAGES,
+        SHIPPED_FIT,
+        inference_hash,
+        recipe_hash,
+    )
 
     shipped = load_detector(SHIPPED_FIT)
     assert shipped.fitted_on["code"] == inference_hash(), (
         "blur_features.py / detect.py changed: refit the shipped detector (docs/detector.md)")
+    assert shipped.fitted_on["recipe"] == recipe_hash(), (
+        "detect_fit.py changed: refit the shipped detector (docs/detector.md)")
     assert not set(FIT_IMAGES) & set(CALIBRATION_IMAGES)
     assert not (set(FIT_IMAGES) | set(CALIBRATION_IMAGES)) & set(HELDOUT_PHOTOS)
     assert get_detector().fitted_on == shipped.fitted_on

@@ -127,3 +127,37 @@ def test_detect_eval_writes_the_figure_and_logs_to_mlflow(tmp_path, mlflow_uri):
     assert "calibration.ece" in run.data.metrics and "blur_type.accuracy" in run.data.metrics
     assert "detect_eval/detect_eval.png" in {
         a.path for a in MlflowClient().list_artifacts(run.info.run_id, "detect_eval")}
+
+
+def test_out_of_fold_scores_rows_it_never_fits_on():
+    """The Platt scaling scores the mild-blur photos without fitting the photo model on them:
+    rows outside fit_rows, even with labels contradicting the rest, change no score."""
+    from gir.rectifier.detect_fit import _out_of_fold
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    y = (x[:, 0] > 0).astype(int)
+    photos = np.repeat(np.arange(4), 30)
+    fit_rows = np.arange(120) % 3 != 0
+    flipped = np.where(fit_rows, y, 1 - y)
+    a = _out_of_fold(x, y, photos, 1.0, fit_rows)
+    b = _out_of_fold(x, flipped, photos, 1.0, fit_rows)
+    np.testing.assert_allclose(a, b)
+    assert ((a[:, 1] > 0.5) == (y == 1)).mean() > 0.9     # and the unfitted rows are scored
+    assert not np.allclose(a, _out_of_fold(x, flipped, photos, 1.0))
+
+
+@pytest.mark.parametrize("family,kind,most", [("mild_motion", "motion", 4), ("mild_shake", "motion", 4),
+                                              ("mild_defocus", "defocus", 3),
+                                              ("mild_gaussian", "gaussian", 2.5)])
+def test_mild_families_blur_a_little_and_are_typed(family, kind, most):
+    from gir.rectifier.detect_fit import TYPE_OF, blur_linear
+
+    rng = np.random.default_rng(3)
+    point = np.zeros((41, 41, 1))
+    point[20, 20] = 1.0
+    for _ in range(5):
+        psf, drawn = blur_linear(point, family, rng)
+        assert 0 < drawn["extent"] <= most
+        assert abs(psf.sum() - 1) < 1e-6 and psf.max() < 1      # spread, energy kept
+    assert TYPE_OF[family] == kind
