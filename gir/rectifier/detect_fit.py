@@ -155,22 +155,31 @@ def _smooth_field(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarra
     return np.clip((f - f.min()) / max(np.ptp(f), 1e-9), 0, 1)
 
 
+def _motion_path(length: float, rng: np.random.Generator) -> np.ndarray:
+    from gir.data import blur
+
+    return blur.motion_kernel(length, rng)
+
+
+# family: (kernel of (extent, rng), lowest and highest extent in px, drawn log-uniformly)
+_PATH_FAMILIES = {
+    "motion": (_motion_path, 3, 24),
+    "mild_motion": (_motion_path, 1.5, 4),
+    "linear": (lambda length, rng: line_kernel(length, rng.uniform(0, np.pi)), 3, 20),
+    "shake": (shake_kernel, 3, 30),
+    "mild_shake": (shake_kernel, 1.5, 4),
+}
+
+
 def blur_linear(x: np.ndarray, family: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """Blur a linear-light image with a fresh draw of family; returns it and what was drawn."""
     from gir.data import blur
 
-    if family == "motion":
-        length = float(np.exp(rng.uniform(np.log(3), np.log(24))))
-        return blur.convolve(x, blur.motion_kernel(length, rng).astype(np.float64)), {
-            "extent": length}
-    if family == "mild_motion":
-        length = float(np.exp(rng.uniform(np.log(1.5), np.log(4))))
-        return blur.convolve(x, blur.motion_kernel(length, rng).astype(np.float64)), {
-            "extent": length}
-    if family == "mild_shake":
-        length = float(np.exp(rng.uniform(np.log(1.5), np.log(4))))
-        return blur.convolve(x, shake_kernel(length, rng).astype(np.float64)), {
-            "extent": length}
+    path = _PATH_FAMILIES.get(family)
+    if path is not None:       # a path of log-uniform extent: motion, streaks, shake
+        kernel, low, high = path
+        length = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+        return blur.convolve(x, kernel(length, rng).astype(np.float64)), {"extent": length}
     if family == "mild_defocus":
         r = rng.uniform(0.75, 1.5)
         return blur.convolve(x, _defocus(rng, r).astype(np.float64)), {"extent": 2 * r}
@@ -178,14 +187,6 @@ def blur_linear(x: np.ndarray, family: str, rng: np.random.Generator) -> tuple[n
         sigma = rng.uniform(0.5, 1)
         return blur.convolve(x, blur.gaussian_kernel(sigma).astype(np.float64)), {
             "extent": 2.5 * sigma}
-    if family == "linear":
-        length = float(np.exp(rng.uniform(np.log(3), np.log(20))))
-        return blur.convolve(x, line_kernel(length, rng.uniform(0, np.pi)).astype(
-            np.float64)), {"extent": length}
-    if family == "shake":
-        length = float(np.exp(rng.uniform(np.log(3), np.log(30))))
-        return blur.convolve(x, shake_kernel(length, rng).astype(np.float64)), {
-            "extent": length}
     if family == "defocus":
         r1 = rng.uniform(1.5, 6)
         y = blur.convolve(x, _defocus(rng, r1).astype(np.float64))
