@@ -242,7 +242,8 @@ def cmd_detect_eval(args) -> int:
     say(f"detect-eval: {s['photos']['blurred']} blurred + {s['photos']['sharp']} sharp photos; "
         f"recall {s['recall_at_far'].get(f'far_{far:g}', float('nan')):.1%} at "
         f"{far:.0%} false alarms; at the operating point recall {op['recall']:.1%}, false "
-        f"alarms {op['false_alarm_rate']:.1%}; blur type {s['blur_type']['accuracy']:.1%}; "
+        f"alarms {op['false_alarm_rate']:.1%}; blur type {s['blur_type']['accuracy']:.1%} "
+        f"(motion vs isotropic {s['blur_type']['motion_vs_isotropic']:.1%}); "
         f"ECE {s['calibration']['ece']:.3f}; per 1280x720 photo "
         f"{s['seconds_1280x720']['wall']:.2f} s wall, {s['seconds_1280x720']['cpu']:.2f} s CPU"
         f" -> {args.out}/detect_eval.json, detect_eval.png")

@@ -171,7 +171,11 @@ def confusion(recs: list[dict]) -> dict:
             table[r["true_type"]][r["predicted_type"] or "none"] += 1
     n = sum(sum(v.values()) for v in table.values())
     correct = sum(table[t][t] for t in TYPES)
-    return {"accuracy": round(correct / max(n, 1), 4), "n": n, "matrix": table}
+    # The coarser question a photo answers more reliably: along a path, or all round?
+    isotropic = [t for t in TYPES if t != "motion"]
+    coarse = table["motion"]["motion"] + sum(table[t][p] for t in isotropic for p in isotropic)
+    return {"accuracy": round(correct / max(n, 1), 4),
+            "motion_vs_isotropic": round(coarse / max(n, 1), 4), "n": n, "matrix": table}
 
 
 def summarise(recs: list[dict], operating_rate: float) -> dict:
@@ -211,7 +215,9 @@ def family_summary(recs: list[dict], thresholds: dict, groups=HELDOUT_GROUPS) ->
     out = {f"recall_far_{rate:g}": round(float((scores >= t).mean()), 4)
            for rate, t in thresholds.items()}
     out["recall_operating_point"] = round(float(np.mean([r["called_blurred"] for r in group])), 4)
-    out["type_accuracy"] = confusion(group)["accuracy"]
+    types = confusion(group)
+    out["type_accuracy"] = types["accuracy"]
+    out["type_motion_vs_isotropic"] = types["motion_vs_isotropic"]
     out["n"] = len(group)
     return out
 

@@ -76,6 +76,7 @@ def test_confusion_counts_shake_as_motion():
     c = confusion(recs)
     assert c["matrix"]["motion"]["motion"] == 1 and c["matrix"]["motion"]["none"] == 1
     assert c["accuracy"] == 0.5 and c["n"] == 4
+    assert c["motion_vs_isotropic"] == 0.75    # defocus typed gaussian: right all round
 
 
 def test_paired_interval():
