@@ -163,7 +163,8 @@ def calibration(recs: list[dict], bins: int = CALIBRATION_BINS) -> dict:
 
 
 def confusion(recs: list[dict]) -> dict:
-    """Blur type truth (shake as motion) x predicted type over blurred photos, and accuracy."""
+    """Blur type truth (shake as motion) x predicted type over blurred photos, the accuracy,
+    and the accuracy of the coarser call motion vs isotropic (defocus or Gaussian)."""
     blurred = [r for r in recs if r["kind"] != "sharp"]
     table = {t: {p: 0 for p in TYPES + ("none",)} for t in TYPES}
     for r in blurred:
@@ -270,7 +271,8 @@ def write_figure(summary: dict, path) -> None:
         conf.text(j, i, str(v), ha="center", va="center")
     conf.set(xticks=range(len(cols)), xticklabels=cols, yticks=range(len(TYPES)),
              yticklabels=TYPES, xlabel="predicted", ylabel="true (shake = motion)",
-             title=f"blur type (accuracy {summary['blur_type']['accuracy']:.0%})")
+             title=f"blur type (accuracy {summary['blur_type']['accuracy']:.0%}; motion vs "
+                   f"isotropic {summary['blur_type']['motion_vs_isotropic']:.0%})")
     fig.tight_layout()
     from gir.data.imageio import atomic_path
 

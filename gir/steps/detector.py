@@ -153,7 +153,8 @@ def train_detector(params: Params, out_dir: str | Path, metrics_path: str | Path
         metrics["benchmark"], records = evaluate_on(detector, bench, cfg.false_alarm_rate,
                                                     out_dir / FIGURE_FILE)
         metrics["benchmark"].pop("roc")
-        metrics["blur_type"] = {"accuracy": metrics["benchmark"]["blur_type"]["accuracy"]}
+        metrics["blur_type"] = {k: metrics["benchmark"]["blur_type"][k]
+                                for k in ("accuracy", "motion_vs_isotropic")}
     write_text_atomic(metrics_path, json.dumps(metrics, indent=2))
 
     mlflow = setup(params.mlflow)

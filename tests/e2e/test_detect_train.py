@@ -74,6 +74,8 @@ def test_train_register_and_promote(tmp_path, mlflow_uri, monkeypatch):
     assert run.info.run_name == "detector" and run.data.tags["engine"] == "test"
     assert run.data.params["detect.false_alarm_rate"] == "0.05"
     assert "benchmark.calibration.ece" in run.data.metrics
+    assert set(metrics["blur_type"]) == {"accuracy", "motion_vs_isotropic"}
+    assert 0 <= run.data.metrics["benchmark.blur_type.motion_vs_isotropic"] <= 1
     assert {"detector/detector.json", "detector/detect_eval.png"} <= {
         a.path for a in MlflowClient().list_artifacts(d["run_id"], "detector")}
 
