@@ -192,6 +192,7 @@ def cmd_detect(args) -> int:
 
     from gir.data.imageio import read_image, write_png
     from gir.rectifier.detect import detect, overlay
+    from gir.rectifier.rectify import blur_type_note
     from gir.tracking.resolve import resolve_detector
 
     use_params(args)
@@ -201,9 +202,11 @@ def cmd_detect(args) -> int:
     if args.map:
         write_png(args.map, overlay(rgb, det))
     if args.json:
-        print(json.dumps({"image": args.image, **det.report()}, indent=2))
+        print(json.dumps({"image": args.image, **det.report(),
+                          "blur_type_note": blur_type_note(det.blur_type)}, indent=2))
     else:
-        kind = f", {det.blur_type} blur" if det.blurred else ""
+        note = blur_type_note(det.blur_type)
+        kind = f", {det.blur_type} blur{f' ({note})' if note else ''}" if det.blurred else ""
         print(f"{args.image}: {'blurred' if det.blurred else 'not blurred'}{kind} "
               f"(confidence {det.confidence:.2f}); {det.reason}; "
               f"{det.flat_fraction:.0%} of tiles flat")

@@ -19,6 +19,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Defocus and Gaussian are both all-round blur; on real photos the detector tells them apart
+# on about half (docs/detector.md, "What the type can and cannot tell"), so both are named.
+_LOOKS_ALIKE = {"defocus": "Gaussian", "gaussian": "defocus"}
+
+
+def blur_type_note(blur_type: str | None) -> str:
+    """What a person should know about a reported blur type ("" when nothing needs saying)."""
+    alike = _LOOKS_ALIKE.get(blur_type or "")
+    return f"or {alike}: the two look alike on real photos" if alike else ""
+
 
 def reason_of(det) -> str:
     """Why the detector called the photo blurred or sharp, in one sentence for the page."""
@@ -50,7 +60,8 @@ class Decision:
         det = self.detection.report()
         if not with_map:
             det.pop("map", None)
-        return {**det, "action": self.action, "reason": self.reason,
+        return {**det, "blur_type_note": blur_type_note(det.get("blur_type")),
+                "action": self.action, "reason": self.reason,
                 "ensemble": self.ensemble, "seconds": round(self.seconds, 3)}
 
 

@@ -130,6 +130,7 @@ def test_cli_detect_json_and_map(tmp_path):
                    "--json", cwd=ROOT)
     report = json.loads(proc.stdout)
     assert report["blurred"] is True and report["blur_type"] == "motion"
+    assert report["blur_type_note"] == ""         # motion needs no caveat
     assert read_image(out)[0].shape == (300, 400, 3)
 
 

@@ -11,6 +11,7 @@ from gir.data.blur import degrade, random_blur
 from gir.data.imageio import read_image, write_png
 from gir.data.sources.sample import load_sample_image
 from gir.rectifier.batch import run_batch
+from gir.rectifier.rectify import Decision, blur_type_note
 from gir.tracking.resolve import resolve_detector
 from tests.helpers import ROOT, run_gir
 
@@ -54,6 +55,7 @@ def test_rectify_deblurs_only_the_blurred_photo(tmp_path):
     shaky_report = json.loads((out / "shaky.png.json").read_text())
     assert sharp_report["blurred"] is False and sharp_report["action"].startswith("untouched")
     assert shaky_report["blurred"] is True and shaky_report["blur_type"] == "motion"
+    assert shaky_report["blur_type_note"] == ""
     assert shaky_report["action"].startswith("deblurred")
     assert shaky_report["model"] == "counting"
     saved = json.loads((out / "_gir" / "report.json").read_text())
@@ -110,3 +112,19 @@ def test_detection_in_blocks_matches_the_whole_photo_map():
     assert (np.isnan(prob) == np.isnan(whole_prob)).mean() > 0.9   # flat: the same tiles
     one = blur_map_in_blocks(grey, detector, block=1024)
     assert np.array_equal(one[0], whole_labels)           # one block: exactly the whole map
+
+
+def test_an_all_round_blur_type_names_its_look_alike():
+    """Defocus and Gaussian are told apart on about half of real photos: both are named."""
+    class Typed:
+        def __init__(self, kind):
+            self.kind = kind
+
+        def report(self):
+            return {"blurred": True, "blur_type": self.kind, "map": []}
+
+    notes = {kind: Decision(Typed(kind), True, "deblurred", "why", 1, 0.1).report()[
+        "blur_type_note"] for kind in ("defocus", "gaussian", "motion")}
+    assert notes == {"defocus": "or Gaussian: the two look alike on real photos",
+                     "gaussian": "or defocus: the two look alike on real photos", "motion": ""}
+    assert blur_type_note(None) == ""

@@ -60,7 +60,7 @@ def test_api_rectifies_a_blurred_upload(client):
     r = client.post("/api/rectify", files={"file": ("../../etc/evil name.png", png, "image/png")})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["blurred"] and body["blur_type"] == "motion"
+    assert body["blurred"] and body["blur_type"] == "motion" and body["blur_type_note"] == ""
     assert body["action"] == f"deblurred (motion blur, confidence {body['confidence']:.2f})"
     assert "textured tiles look blurred" in body["reason"]
     assert body["download_name"] == "evil_name-rectified.png"
@@ -314,6 +314,7 @@ def test_browser_upload_see_result_download(server, tmp_path):
             page.wait_for_selector("#result:not([hidden])", timeout=120_000)
             assert page.inner_text("#verdict") == "blurred"
             assert page.inner_text("#blur-type") == "motion"
+            assert page.inner_text("#blur-type-note") == ""
             assert page.inner_text("#confidence").endswith("%")
             assert "blurred" in page.inner_text("#reason")            # why, in words
             for img in ("#before", "#after", "#map"):
