@@ -171,6 +171,20 @@ _PATH_FAMILIES = {
 }
 
 
+def _gaussian(sigma: float, rng: np.random.Generator) -> np.ndarray:
+    from gir.data import blur
+
+    return blur.gaussian_kernel(sigma)
+
+
+# family: (kernel of (size, rng), lowest and highest size in px, drawn uniformly; extent/size)
+_ROUND_FAMILIES = {
+    "gaussian": (_gaussian, 1, 3, 2.5),
+    "mild_gaussian": (_gaussian, 0.5, 1, 2.5),
+    "mild_defocus": (lambda r, rng: _defocus(rng, r), 0.75, 1.5, 2),
+}
+
+
 def blur_linear(x: np.ndarray, family: str, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """Blur a linear-light image with a fresh draw of family; returns it and what was drawn."""
     from gir.data import blur
@@ -180,13 +194,11 @@ def blur_linear(x: np.ndarray, family: str, rng: np.random.Generator) -> tuple[n
         kernel, low, high = path
         length = float(np.exp(rng.uniform(np.log(low), np.log(high))))
         return blur.convolve(x, kernel(length, rng).astype(np.float64)), {"extent": length}
-    if family == "mild_defocus":
-        r = rng.uniform(0.75, 1.5)
-        return blur.convolve(x, _defocus(rng, r).astype(np.float64)), {"extent": 2 * r}
-    if family == "mild_gaussian":
-        sigma = rng.uniform(0.5, 1)
-        return blur.convolve(x, blur.gaussian_kernel(sigma).astype(np.float64)), {
-            "extent": 2.5 * sigma}
+    round_ = _ROUND_FAMILIES.get(family)
+    if round_ is not None:     # one all-round kernel of uniform size: Gaussian, mild defocus
+        kernel, low, high, reach = round_
+        size = rng.uniform(low, high)
+        return blur.convolve(x, kernel(size, rng).astype(np.float64)), {"extent": reach * size}
     if family == "defocus":
         r1 = rng.uniform(1.5, 6)
         y = blur.convolve(x, _defocus(rng, r1).astype(np.float64))
@@ -196,10 +208,6 @@ def blur_linear(x: np.ndarray, family: str, rng: np.random.Generator) -> tuple[n
             y = w * y + (1 - w) * blur.convolve(x, _defocus(rng, r2).astype(np.float64))
             return y, {"extent": 2 * min(r1, r2)}
         return y, {"extent": 2 * r1}
-    if family == "gaussian":
-        sigma = rng.uniform(1, 3)
-        return blur.convolve(x, blur.gaussian_kernel(sigma).astype(np.float64)), {
-            "extent": 2.5 * sigma}
     raise ValueError(f"unknown blur family {family!r}")
 
 
@@ -455,25 +463,27 @@ def inference_hash() -> str:
     """What a fitted detector's numbers mean: a hash of the feature and decision code. A fit
     made under another hash would read its inputs wrongly, so it is not used. The code is
     hashed as parsed (ast.dump): an edited comment or blank line keeps the fit."""
-    import ast
-    import hashlib
-
     from gir.rectifier import blur_features, detect
 
-    h = hashlib.sha256(DETECTOR_VERSION.encode())
-    for module in (blur_features, detect):
-        h.update(ast.dump(ast.parse(Path(module.__file__).read_text())).encode())
-    return h.hexdigest()[:12]
+    return _parsed_code_hash(DETECTOR_VERSION, blur_features.__file__, detect.__file__)
 
 
 def recipe_hash() -> str:
     """A hash of this fitting code, as parsed: a shipped fit made by another recipe is stale
     (still usable: inference_hash decides that), and tests/rectifier/test_detect.py asks for a
     refit."""
+    return _parsed_code_hash("", __file__)
+
+
+def _parsed_code_hash(salt: str, *files: str) -> str:
+    """sha256 of salt and the files' code as parsed (ast.dump), so comments do not count."""
     import ast
     import hashlib
 
-    return hashlib.sha256(ast.dump(ast.parse(Path(__file__).read_text())).encode()).hexdigest()[:12]
+    h = hashlib.sha256(salt.encode())
+    for path in files:
+        h.update(ast.dump(ast.parse(Path(path).read_text())).encode())
+    return h.hexdigest()[:12]
 
 
 def cache_path() -> Path:
